@@ -1,0 +1,46 @@
+"""CLI commands for the database itself: `db upgrade`, `db current`."""
+
+from __future__ import annotations
+
+import click
+
+from annotator.cli.common import Context, pass_ctx
+
+
+@click.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command()
+@pass_ctx
+def upgrade(ctx: Context) -> None:
+    """Bring the database to the current schema (creates it when absent)."""
+    from annotator.store.db import current_revision, head_revision, make_engine, resolve_url
+    from annotator.store.db import upgrade as run_upgrade
+
+    engine = make_engine(resolve_url(ctx.db))
+    try:
+        before = current_revision(engine)
+        run_upgrade(engine)
+        after = current_revision(engine)
+        head = head_revision(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        click.echo(f"database already at the current schema ({head})")
+    else:
+        click.echo(f"upgraded database from {before or 'empty'} to {after}")
+
+
+@db.command()
+@pass_ctx
+def current(ctx: Context) -> None:
+    """Print the database's schema revision and the one this annotator needs."""
+    from annotator.store.db import current_revision, head_revision, make_engine, resolve_url
+
+    engine = make_engine(resolve_url(ctx.db))
+    try:
+        click.echo(f"database: {current_revision(engine) or 'empty'}; needed: {head_revision(engine)}")
+    finally:
+        engine.dispose()

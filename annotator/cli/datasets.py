@@ -1,0 +1,148 @@
+"""CLI commands for datasets: init, add, stats, classes, datasets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from annotator.cli.common import Context, err, pass_ctx, print_table, progress_bar
+
+TASK_CHOICE = click.Choice(["classification", "multilabel", "detection"])
+
+
+def _split_names(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+@click.command()
+@click.argument("name")
+@click.option("--task", type=TASK_CHOICE, required=True, help="What is labelled.")
+@click.option("--classes", "class_list", default="", help="Comma-separated class names, in order.")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder image paths are stored relative to (default: the first folder added).",
+)
+@pass_ctx
+def init(ctx: Context, name: str, task: str, class_list: str, root: Path | None) -> None:
+    """Create dataset NAME (and the database if absent)."""
+    from annotator.store.datasets import create_dataset
+
+    store = ctx.store()
+    with store.session() as s:
+        ds = create_dataset(s, name, task, _split_names(class_list), root)
+        click.echo(f"created {ds.task} dataset {ds.name!r} with {len(ds.classes)} classes")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--quiet", "-q", is_flag=True, help="Do not list rejected files one by one.")
+@pass_ctx
+def add(ctx: Context, name: str, sources: tuple[Path, ...], quiet: bool) -> None:
+    """Register image files (folders are walked recursively) in dataset NAME.
+
+    Bad files (empty, truncated, not an image, unreadable, too large) are reported and skipped;
+    adding a file twice is a no-op. Safe to re-run after an interruption."""
+    from annotator.store.datasets import get_dataset
+    from annotator.store.images import add_images
+
+    store = ctx.store(create=False)
+    with store.session() as s, progress_bar("adding") as update:
+        report = add_images(s, get_dataset(s, name), sources, progress=update)
+    if not quiet:
+        for bad in report.rejected:
+            err(f"rejected {bad.path}: {bad.reason}")
+    click.echo(
+        f"added {report.added}, duplicates {report.duplicates}, rejected {len(report.rejected)}"
+    )
+    if report.added == 0 and report.duplicates == 0 and report.rejected:
+        raise SystemExit(1)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@pass_ctx
+def stats(ctx: Context, name: str, as_json: bool) -> None:
+    """Counts per class, split, status, source and review state."""
+    from annotator.store.datasets import get_dataset
+    from annotator.store.datasets import stats as compute
+
+    store = ctx.store(create=False)
+    with store.session() as s:
+        data = compute(s, get_dataset(s, name))
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=False))
+        return
+    click.echo(
+        f"{data['dataset']} ({data['task']}): {data['images']} images, "
+        f"{data['annotations']} labels, root {data['root']}"
+    )
+    for key, title in (("classes", "labels per class"), ("split", "images per split"),
+                       ("status", "images per status"), ("source", "labels per source"),
+                       ("review", "labels per review state")):  # fmt: skip
+        print_table(title, [key, "count"], [[k, v] for k, v in data[key].items()])
+
+
+@click.command()
+@click.argument("name")
+@click.option("--add", "to_add", multiple=True, help="Add classes (comma-separated; repeatable).")
+@click.option("--rename", multiple=True, metavar="OLD=NEW", help="Rename a class (repeatable).")
+@click.option("--remove", multiple=True, help="Remove a class that has no labels (repeatable).")
+@click.option("--color", multiple=True, metavar="NAME=#RRGGBB", help="Set a class colour.")
+@pass_ctx
+def classes(
+    ctx: Context,
+    name: str,
+    to_add: tuple[str, ...],
+    rename: tuple[str, ...],
+    remove: tuple[str, ...],
+    color: tuple[str, ...],
+) -> None:
+    """List, add, rename, remove or recolour the classes of dataset NAME."""
+    from annotator.store import datasets as svc
+
+    store = ctx.store(create=False)
+    with store.session() as s:
+        ds = svc.get_dataset(s, name)
+        if to_add:
+            svc.add_classes(s, ds, [n for v in to_add for n in _split_names(v)])
+        for rule in rename:
+            old, new = _pair(rule, "--rename")
+            svc.rename_class(s, ds, old, new)
+        for cls_name in remove:
+            svc.remove_class(s, ds, cls_name)
+        for rule in color:
+            cls_name, value = _pair(rule, "--color")
+            svc.set_class_color(s, ds, cls_name, value)
+        rows = [[c.position + 1, c.name, c.color] for c in ds.classes]
+    print_table(f"classes of {name}", ["key", "class", "colour"], rows)
+
+
+def _pair(rule: str, option: str) -> tuple[str, str]:
+    from annotator.errors import InvalidInputError
+
+    left, sep, right = rule.partition("=")
+    if not sep or not left.strip() or not right.strip():
+        raise InvalidInputError(f"{option} {rule!r}: expected OLD=NEW")
+    return left.strip(), right.strip()
+
+
+@click.command()
+@pass_ctx
+def datasets(ctx: Context) -> None:
+    """List the datasets in the database."""
+    from annotator.store.datasets import list_datasets
+    from annotator.store.datasets import stats as compute
+
+    store = ctx.store(create=False)
+    with store.session() as s:
+        rows = []
+        for ds in list_datasets(s):
+            data = compute(s, ds)
+            rows.append([ds.name, ds.task, data["images"], data["annotations"],
+                         len(ds.classes)])  # fmt: skip
+    print_table("datasets", ["name", "task", "images", "labels", "classes"], rows)

@@ -1,0 +1,37 @@
+"""The one exception family. Every error a user can cause carries a one-line message meant for
+them; the CLI prints it on stderr and exits non-zero, the TUI shows it. Depends on nothing."""
+
+from __future__ import annotations
+
+
+class AnnotatorError(Exception):
+    """Base of every user-facing error: `message` is one line, fit to print as it is."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFoundError(AnnotatorError):
+    """A dataset, class, image, annotation or model run that does not exist."""
+
+
+class InvalidInputError(AnnotatorError):
+    """Bad arguments or bad data (a file, a record, a value)."""
+
+
+class ConflictError(AnnotatorError):
+    """An edit based on a stale revision, or a name that is already taken."""
+
+
+class SchemaOutdatedError(AnnotatorError):
+    """The database was written by an older schema revision."""
+
+
+class MissingDependencyError(AnnotatorError):
+    """An optional extra (torch, fiftyone, ...) is needed and not installed."""

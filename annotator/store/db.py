@@ -1,0 +1,168 @@
+"""Opening a store: turning `--db` into an engine (SQLite pragmas: WAL, foreign keys, busy
+timeout), running Alembic migrations, refusing a database whose schema is behind, and handing out
+one session per unit of work. No engine exists at import time."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from annotator.errors import AnnotatorError, InvalidInputError, SchemaOutdatedError
+
+DEFAULT_DB = "annotator.db"
+BUSY_TIMEOUT_MS = 30_000
+
+
+def resolve_url(db: str | None) -> str:
+    """A file path or any SQLAlchemy URL; default `$ANNOTATOR_DB` or ./annotator.db."""
+    db = db or os.environ.get("ANNOTATOR_DB") or DEFAULT_DB
+    if "://" in db:
+        try:
+            make_url(db)
+        except ArgumentError as exc:
+            raise InvalidInputError(f"--db: not a database URL: {db}") from exc
+        return db
+    return f"sqlite:///{Path(db).expanduser().resolve()}"
+
+
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`, with SQLite tuned for many readers and one writer at a time."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        _begin_immediate_writes(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _begin_immediate_writes(engine: Engine) -> None:
+    """Let SQLAlchemy, not pysqlite, issue BEGIN, so transactions are real and savepoints work."""
+
+    @event.listens_for(engine, "connect")
+    def _no_autobegin(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def migrations_dir() -> Path:
+    """The Alembic environment: inside the wheel, or the repository's `migrations/`."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "_migrations", here.parent / "migrations"):
+        if (candidate / "env.py").exists():
+            return candidate
+    raise AnnotatorError("the migrations folder is missing from this installation")
+
+
+def alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def head_revision(engine: Engine) -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the database to `revision` (creates every table on an empty database)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(engine), revision)
+
+
+def _has_tables(engine: Engine) -> bool:
+    return bool(inspect(engine).get_table_names())
+
+
+@dataclass
+class Store:
+    """An opened database: an engine plus a session factory."""
+
+    engine: Engine
+    factory: sessionmaker[Session]
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One session per unit of work; use-case functions commit, errors roll back."""
+        session = self.factory()
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(db: str | None = None, *, create: bool = True, check: bool = True) -> Store:
+    """Open `db`; an empty or absent database gets the current schema when `create`.
+
+    A database behind the code's schema is refused with the command that fixes it."""
+    url = resolve_url(db)
+    engine = make_engine(url)
+    try:
+        if not _has_tables(engine):
+            if not create:
+                raise InvalidInputError(f"no annotator database at {url}: run annotator init")
+            upgrade(engine)
+        elif check:
+            _check_revision(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise AnnotatorError(f"cannot open database {url}: {exc.orig}") from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine, sessionmaker(engine, expire_on_commit=False))
+
+
+def _check_revision(engine: Engine) -> None:
+    current, head = current_revision(engine), head_revision(engine)
+    if current == head:
+        return
+    if current is None:
+        raise InvalidInputError(f"{engine.url} is not an annotator database")
+    raise SchemaOutdatedError(
+        f"database schema is at revision {current}, this annotator needs {head}: "
+        "run: annotator db upgrade"
+    )

@@ -1,0 +1,86 @@
+"""The append-only history: writing change events, reading the history position, and the
+snapshots of annotations and images that events carry as `before` and `after`. Undo and redo
+(`annotator.store.undo`) and incremental sync read what is written here."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from annotator.store.models import Annotation, HistoryEvent, Image
+
+ANNOTATION_FIELDS = (
+    "id", "dataset_id", "task", "image_id", "class_id", "kind", "x", "y", "w", "h", "iscrowd",
+    "source", "run_id", "score", "review", "note", "author", "revision",
+)  # fmt: skip
+
+
+def snapshot(ann: Annotation) -> dict[str, Any]:
+    """The annotation's state as plain JSON values (enough to recreate it)."""
+    return {name: getattr(ann, name) for name in ANNOTATION_FIELDS}
+
+
+def image_state(image: Image) -> dict[str, Any]:
+    return {"status": image.status, "split": image.split}
+
+
+@dataclass
+class Group:
+    """The events of one user action (undone and redone together)."""
+
+    author: str
+    kind: str = "do"
+    target: str | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(
+        self,
+        dataset_id: int,
+        action: str,
+        *,
+        image_id: int | None = None,
+        annotation_id: int | None = None,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        self.rows.append(
+            {
+                "dataset_id": dataset_id,
+                "image_id": image_id,
+                "annotation_id": annotation_id,
+                "action": action,
+                "before": before,
+                "after": after,
+                "author": self.author,
+                "group_id": self.id,
+                "group_kind": self.kind,
+                "target_group": self.target,
+            }
+        )
+
+    def flush(self, session: Session) -> None:
+        """Write the collected events (in the caller's transaction)."""
+        if self.rows:
+            session.execute(insert(HistoryEvent), self.rows)
+            self.rows = []
+
+
+def position(session: Session, dataset_id: int) -> int:
+    """The id of the newest history event of the dataset (0 when none): a point in time that
+    exports and mirrors cite."""
+    stmt = select(func.max(HistoryEvent.id)).where(HistoryEvent.dataset_id == dataset_id)
+    return int(session.scalar(stmt) or 0)
+
+
+def events_since(session: Session, dataset_id: int, after_id: int) -> list[HistoryEvent]:
+    stmt = (
+        select(HistoryEvent)
+        .where(HistoryEvent.dataset_id == dataset_id, HistoryEvent.id > after_id)
+        .order_by(HistoryEvent.id)
+    )
+    return list(session.scalars(stmt))

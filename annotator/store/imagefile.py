@@ -1,0 +1,160 @@
+"""Reading what the store needs from an image file without decoding its pixels: the SHA-256 of
+its bytes, its size as displayed (EXIF orientation applied), the orientation tag, and whether the
+file is a whole, sane image. Every failure becomes a `BadImage` with the path and the reason."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+)
+MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb threshold
+ORIENTATION_TAG = 0x0112
+SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+
+
+class BadImage(Exception):
+    """A file that cannot enter the store, with the reason."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    path: Path
+    sha256: str
+    width: int  # as displayed
+    height: int  # as displayed
+    orientation: int
+    size_bytes: int
+
+
+def is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except PermissionError as exc:
+        raise BadImage(path, "unreadable: permission denied") from exc
+    except IsADirectoryError as exc:
+        raise BadImage(path, "is a directory") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BadImage(path, "symlink loop") from exc
+        if exc.errno == errno.ENOENT:
+            raise BadImage(path, "missing (or a broken symlink)") from exc
+        raise BadImage(path, f"unreadable: {exc.strerror or exc}") from exc
+    if not data:
+        raise BadImage(path, "empty file (0 bytes)")
+    return data
+
+
+def _check_complete(path: Path, fmt: str | None, data: bytes) -> None:
+    """Catch truncated files from their last bytes, without decoding."""
+    tail = data[-1024:].rstrip(b"\x00\r\n ")
+    if fmt == "JPEG" and not tail.endswith(b"\xff\xd9"):
+        raise BadImage(path, "truncated JPEG (no end-of-image marker)")
+    if fmt == "PNG" and b"IEND" not in data[-64:]:
+        raise BadImage(path, "truncated PNG (no IEND chunk)")
+
+
+def probe(path: Path, max_pixels: int = MAX_PIXELS) -> ImageInfo:
+    """Hash and inspect `path`; raises BadImage with the reason when it cannot be stored."""
+    from PIL import Image, UnidentifiedImageError
+
+    data = read_bytes(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            fmt = img.format
+            orientation = _orientation(img)
+    except Image.DecompressionBombError as exc:
+        raise BadImage(path, f"decompression bomb ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise BadImage(path, "not an image (unknown format)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImage(path, f"corrupt image ({exc})") from exc
+    if width <= 0 or height <= 0:
+        raise BadImage(path, f"invalid size {width}x{height}")
+    if width * height > max_pixels:
+        raise BadImage(
+            path, f"decompression bomb: {width}x{height} exceeds {max_pixels} pixels"
+        )
+    _check_complete(path, fmt, data)
+    if orientation in SWAPPING_ORIENTATIONS:
+        width, height = height, width
+    digest = hashlib.sha256(data).hexdigest()
+    return ImageInfo(path, digest, width, height, orientation, len(data))
+
+
+def _orientation(img: object) -> int:
+    try:
+        value = img.getexif().get(ORIENTATION_TAG, 1)  # type: ignore[attr-defined]
+    except Exception:  # a broken EXIF block: treat as upright
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def walk_images(root: Path) -> tuple[list[Path], list[BadImage]]:
+    """Image files under `root` (recursive, following directory symlinks once each),
+    sorted; plus the entries that could not be walked (symlink loops, unreadable folders)."""
+    found: list[Path] = []
+    bad: list[BadImage] = []
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = folder.stat()
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            bad.append(BadImage(folder, _os_reason(exc)))
+            continue
+        for entry in entries:
+            _visit(Path(entry.path), entry, found, bad, stack)
+    found.sort()
+    return found, bad
+
+
+def _visit(
+    path: Path, entry: os.DirEntry[str], found: list[Path], bad: list[BadImage], stack: list[Path]
+) -> None:
+    try:
+        if entry.is_dir(follow_symlinks=True):
+            stack.append(path)
+            return
+        if entry.is_symlink() and not path.exists():
+            path.stat()  # raises ELOOP for a loop, ENOENT for a dangling link
+    except OSError as exc:
+        if is_image_name(path) or exc.errno == errno.ELOOP:
+            bad.append(BadImage(path, _os_reason(exc)))
+        return
+    if is_image_name(path) and not entry.name.startswith("."):
+        found.append(path)
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    if exc.errno == errno.EACCES:
+        return "unreadable: permission denied"
+    if exc.errno == errno.ENOENT:
+        return "missing (or a broken symlink)"
+    return f"unreadable: {exc.strerror or exc}"

@@ -1,0 +1,145 @@
+"""Use case: registering image files in a dataset. Files are hashed and their headers read in a
+thread pool, inserted in batches (one transaction each, so a kill -9 leaves whole batches), and
+bad files are reported, never stored. Re-running after an interruption adds only what is missing.
+Also where an image's path is resolved against its dataset's root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from annotator.errors import InvalidInputError
+from annotator.store.imagefile import BadImage, ImageInfo, is_image_name, probe, walk_images
+from annotator.store.models import Dataset, Image, utcnow
+
+BATCH = 500
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class AddReport:
+    added: int = 0
+    duplicates: int = 0
+    rejected: list[BadImage] = field(default_factory=list)
+    added_ids: list[int] = field(default_factory=list)
+
+
+def stored_path(ds: Dataset, path: Path) -> str:
+    """How the store names `path`: relative (POSIX) under the dataset root, else absolute."""
+    absolute = path.absolute()
+    if ds.root:
+        try:
+            return absolute.relative_to(ds.root).as_posix()
+        except ValueError:
+            pass
+    return absolute.as_posix()
+
+
+def resolve_path(ds: Dataset, stored: str) -> Path:
+    """The file an image row names, wherever the dataset root is now."""
+    path = Path(stored)
+    return path if path.is_absolute() or not ds.root else Path(ds.root) / path
+
+
+def collect(sources: Iterable[Path]) -> tuple[list[Path], list[BadImage]]:
+    """Image files named by `sources` (files or folders, folders walked recursively)."""
+    files: list[Path] = []
+    bad: list[BadImage] = []
+    for src in sources:
+        if src.is_dir():
+            found, problems = walk_images(src)
+            files.extend(found)
+            bad.extend(problems)
+        elif src.exists() or src.is_symlink():
+            files.append(src)
+        else:
+            raise InvalidInputError(f"{src}: no such file or folder")
+    return files, bad
+
+
+def add_images(
+    session: Session,
+    ds: Dataset,
+    sources: Iterable[Path],
+    progress: ProgressFn | None = None,
+    workers: int = 4,
+) -> AddReport:
+    """Register every image under `sources`; commits after each batch."""
+    sources = [Path(s).expanduser() for s in sources]
+    if ds.root is None and sources:
+        first = sources[0]
+        ds.root = str((first if first.is_dir() else first.parent).resolve())
+        session.commit()
+    files, bad = collect(sources)
+    report = AddReport(rejected=bad)
+    known_paths = set(session.scalars(select(Image.path).where(Image.dataset_id == ds.id)))
+    known_hashes = set(session.scalars(select(Image.sha256).where(Image.dataset_id == ds.id)))
+    todo = []
+    for f in files:
+        if stored_path(ds, f) in known_paths:
+            report.duplicates += 1
+        else:
+            todo.append(f)
+    done = report.duplicates
+    if progress:
+        progress(done, len(files))
+    for batch in _probed_batches(todo, workers):
+        rows = []
+        for item in batch:
+            if isinstance(item, BadImage):
+                report.rejected.append(item)
+            elif item.sha256 in known_hashes:
+                report.duplicates += 1
+            else:
+                known_hashes.add(item.sha256)
+                rows.append(_row(ds, item))
+        _insert(session, rows, report)
+        done += len(batch)
+        if progress:
+            progress(done, len(files))
+    return report
+
+
+def _probed_batches(files: list[Path], workers: int) -> Iterator[list[ImageInfo | BadImage]]:
+    def safe_probe(path: Path) -> ImageInfo | BadImage:
+        if not is_image_name(path) and path.is_symlink():
+            return BadImage(path, "not an image file name")
+        try:
+            return probe(path)
+        except BadImage as bad:
+            return bad
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(files), BATCH):
+            yield list(pool.map(safe_probe, files[start : start + BATCH]))
+
+
+def _row(ds: Dataset, info: ImageInfo) -> dict[str, object]:
+    now = utcnow()
+    return {
+        "dataset_id": ds.id,
+        "path": stored_path(ds, info.path),
+        "sha256": info.sha256,
+        "width": info.width,
+        "height": info.height,
+        "orientation": info.orientation,
+        "size_bytes": info.size_bytes,
+        "status": "unlabeled",
+        "revision": 1,
+        "added_at": now,
+        "updated_at": now,
+    }
+
+
+def _insert(session: Session, rows: list[dict[str, object]], report: AddReport) -> None:
+    if not rows:
+        return
+    ids = session.scalars(insert(Image).returning(Image.id), rows).all()
+    session.commit()
+    report.added += len(rows)
+    report.added_ids.extend(ids)

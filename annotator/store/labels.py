@@ -1,0 +1,252 @@
+"""Use cases that change labels one action at a time (the TUI, review pull and the CLI call
+these): assign, toggle, add/move/delete boxes, review prelabels, set an image's status. Each call
+is one transaction and one history group, bumps the image's revision, and refuses an edit made
+against a stale revision (`expected_revision`) with a ConflictError."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from annotator.annotation import Box
+from annotator.errors import ConflictError, InvalidInputError, NotFoundError
+from annotator.store.history import Group, image_state, snapshot
+from annotator.store.models import REVIEWS, STATUSES, Annotation, Dataset, Image, LabelClass
+
+ACTIVE_REVIEWS = ("accepted",)  # human labels are stored as accepted
+
+
+def load_image(session: Session, image_id: int, expected_revision: int | None = None) -> Image:
+    """The image row, locked for this transaction's change; refused when stale."""
+    image = session.get(Image, image_id, with_for_update=True)
+    if image is None:
+        raise NotFoundError(f"image {image_id} does not exist (deleted?)")
+    if expected_revision is not None and image.revision != expected_revision:
+        raise ConflictError(
+            f"image {image.path} changed since it was shown (revision {image.revision}, "
+            f"you had {expected_revision}); showing the current state"
+        )
+    return image
+
+
+def image_annotations(session: Session, image_id: int) -> list[Annotation]:
+    stmt = select(Annotation).where(Annotation.image_id == image_id).order_by(Annotation.id)
+    return list(session.scalars(stmt))
+
+
+def _class(session: Session, image: Image, class_id: int) -> LabelClass:
+    cls = session.get(LabelClass, class_id)
+    if cls is None or cls.dataset_id != image.dataset_id:
+        raise NotFoundError(f"class {class_id} is not a class of this image's dataset")
+    return cls
+
+
+def refresh_status(session: Session, image: Image, group: Group) -> None:
+    """Labeled when it holds a human or accepted label; unlabeled when it holds none."""
+    session.flush()
+    has = session.scalar(
+        select(Annotation.id)
+        .where(Annotation.image_id == image.id, Annotation.review == "accepted")
+        .limit(1)
+    )
+    new = image.status
+    if has and image.status in ("unlabeled", "skipped"):
+        new = "labeled"
+    elif not has and image.status == "labeled":
+        new = "unlabeled"
+    if new != image.status:
+        before = image_state(image)
+        image.status = new
+        group.add(image.dataset_id, "status", image_id=image.id, before=before,
+                  after=image_state(image))  # fmt: skip
+
+
+def _finish(session: Session, image: Image, group: Group) -> None:
+    refresh_status(session, image, group)
+    image.revision += 1
+    group.flush(session)
+    session.commit()
+
+
+def _new_annotation(
+    session: Session, image: Image, cls: LabelClass, box: Box | None, author: str
+) -> Annotation:
+    ds = session.get(Dataset, image.dataset_id)
+    assert ds is not None
+    if box is not None:
+        _check_box(ds, image, box)
+    elif ds.task == "detection":
+        raise InvalidInputError("a detection dataset holds boxes, not whole-image labels")
+    ann = Annotation(
+        dataset_id=image.dataset_id, task=ds.task, image_id=image.id, class_id=cls.id,
+        kind="box" if box else "label", x=box.x if box else None, y=box.y if box else None,
+        w=box.w if box else None, h=box.h if box else None, source="human", review="accepted",
+        author=author, revision=1,
+    )  # fmt: skip
+    session.add(ann)
+    session.flush()
+    return ann
+
+
+def _check_box(ds: Dataset, image: Image, box: Box) -> None:
+    if ds.task != "detection":
+        raise InvalidInputError(f"dataset {ds.name!r} is {ds.task}: it holds no boxes")
+    if box.w <= 0 or box.h <= 0:
+        raise InvalidInputError(f"box {box} has no area")
+    if not box.inside(image.width, image.height):
+        raise InvalidInputError(f"box {box} lies outside the {image.width}x{image.height} image")
+
+
+def assign_class(
+    session: Session, image_id: int, class_id: int, author: str,
+    expected_revision: int | None = None,
+) -> Annotation:  # fmt: skip
+    """Classification: the image's one label becomes `class_id` (replacing any other human or
+    accepted label; pending prelabels stay for review)."""
+    image = load_image(session, image_id, expected_revision)
+    cls = _class(session, image, class_id)
+    group = Group(author)
+    for ann in image_annotations(session, image.id):
+        if ann.kind == "label" and ann.review == "accepted":
+            if ann.class_id == cls.id:
+                session.rollback()
+                return ann
+            group.add(image.dataset_id, "delete", image_id=image.id, annotation_id=ann.id,
+                      before=snapshot(ann))  # fmt: skip
+            session.delete(ann)
+    ann = _new_annotation(session, image, cls, None, author)
+    group.add(image.dataset_id, "create", image_id=image.id, annotation_id=ann.id,
+              after=snapshot(ann))  # fmt: skip
+    _finish(session, image, group)
+    return ann
+
+
+def toggle_class(
+    session: Session, image_id: int, class_id: int, author: str,
+    expected_revision: int | None = None,
+) -> Annotation | None:  # fmt: skip
+    """Multilabel: add the label when absent, remove it when present. Returns the new label."""
+    image = load_image(session, image_id, expected_revision)
+    cls = _class(session, image, class_id)
+    group = Group(author)
+    existing = [
+        a for a in image_annotations(session, image.id)
+        if a.kind == "label" and a.class_id == cls.id and a.review == "accepted"
+    ]  # fmt: skip
+    created: Annotation | None = None
+    if existing:
+        for ann in existing:
+            group.add(image.dataset_id, "delete", image_id=image.id, annotation_id=ann.id,
+                      before=snapshot(ann))  # fmt: skip
+            session.delete(ann)
+    else:
+        created = _new_annotation(session, image, cls, None, author)
+        group.add(image.dataset_id, "create", image_id=image.id, annotation_id=created.id,
+                  after=snapshot(created))  # fmt: skip
+    _finish(session, image, group)
+    return created
+
+
+def add_box(
+    session: Session, image_id: int, class_id: int, box: Box, author: str,
+    expected_revision: int | None = None,
+) -> Annotation:  # fmt: skip
+    image = load_image(session, image_id, expected_revision)
+    ann = _new_annotation(session, image, _class(session, image, class_id), box, author)
+    group = Group(author)
+    group.add(image.dataset_id, "create", image_id=image.id, annotation_id=ann.id,
+              after=snapshot(ann))  # fmt: skip
+    _finish(session, image, group)
+    return ann
+
+
+def _load_annotation(session: Session, ann_id: int) -> Annotation:
+    ann = session.get(Annotation, ann_id)
+    if ann is None:
+        raise ConflictError(f"label {ann_id} no longer exists (deleted by someone else?)")
+    return ann
+
+
+def edit_annotation(
+    session: Session, ann_id: int, author: str, *, class_id: int | None = None,
+    box: Box | None = None, expected_revision: int | None = None,
+) -> Annotation:  # fmt: skip
+    """Change a label's class and/or a box's geometry. Editing a prelabel makes it a human
+    label (accepted)."""
+    ann = _load_annotation(session, ann_id)
+    image = load_image(session, ann.image_id, expected_revision)
+    before = snapshot(ann)
+    if class_id is not None:
+        ann.class_id = _class(session, image, class_id).id
+    if box is not None:
+        if ann.kind != "box":
+            raise InvalidInputError("a whole-image label has no box to move")
+        ds = session.get(Dataset, image.dataset_id)
+        assert ds is not None
+        _check_box(ds, image, box)
+        ann.x, ann.y, ann.w, ann.h = box.x, box.y, box.w, box.h
+    ann.revision += 1
+    ann.author = author
+    group = Group(author)
+    group.add(image.dataset_id, "edit", image_id=image.id, annotation_id=ann.id, before=before,
+              after=snapshot(ann))  # fmt: skip
+    _finish(session, image, group)
+    return ann
+
+
+def delete_annotation(
+    session: Session, ann_id: int, author: str, expected_revision: int | None = None
+) -> None:
+    ann = _load_annotation(session, ann_id)
+    image = load_image(session, ann.image_id, expected_revision)
+    group = Group(author)
+    group.add(image.dataset_id, "delete", image_id=image.id, annotation_id=ann.id,
+              before=snapshot(ann))  # fmt: skip
+    session.delete(ann)
+    _finish(session, image, group)
+
+
+def review_annotations(
+    session: Session, ann_ids: list[int], decision: str, author: str,
+    expected_revision: int | None = None, note: str | None = None,
+) -> int:  # fmt: skip
+    """Set the review state of labels of one image (accept, reject, or back to pending).
+    Returns how many changed."""
+    if decision not in REVIEWS:
+        raise InvalidInputError(f"unknown review decision {decision!r}")
+    anns = [_load_annotation(session, i) for i in ann_ids]
+    if not anns:
+        return 0
+    image = load_image(session, anns[0].image_id, expected_revision)
+    group = Group(author)
+    for ann in anns:
+        if ann.image_id != image.id:
+            raise InvalidInputError("review_annotations takes labels of one image")
+        if ann.review == decision and note is None:
+            continue
+        before = snapshot(ann)
+        ann.review, ann.note, ann.revision = decision, note, ann.revision + 1
+        group.add(image.dataset_id, "review", image_id=image.id, annotation_id=ann.id,
+                  before=before, after=snapshot(ann))  # fmt: skip
+    changed = len(group.rows)
+    _finish(session, image, group)
+    return changed
+
+
+def set_status(
+    session: Session, image_id: int, status: str, author: str,
+    expected_revision: int | None = None,
+) -> Image:  # fmt: skip
+    if status not in STATUSES:
+        raise InvalidInputError(f"unknown status {status!r}: choose one of {', '.join(STATUSES)}")
+    image = load_image(session, image_id, expected_revision)
+    if image.status != status:
+        group = Group(author)
+        before = image_state(image)
+        image.status = status
+        group.add(image.dataset_id, "status", image_id=image.id, before=before,
+                  after=image_state(image))  # fmt: skip
+        image.revision += 1
+        group.flush(session)
+    session.commit()
+    return image

@@ -1,0 +1,249 @@
+"""The store's ORM models (SQLAlchemy 2.0, typed). Integrity lives here: foreign keys, check
+constraints and a naming convention so Alembic migrations stay stable. Nothing engine-specific:
+the same models run on SQLite and PostgreSQL. Must not depend on formats, prelabel, review, cli
+or tui; pydantic models live at the edges, not here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TASKS = ("classification", "multilabel", "detection")
+STATUSES = ("unlabeled", "labeled", "reviewed", "skipped")
+SPLIT_NAMES = ("train", "val", "test")
+KINDS = ("label", "box")
+SOURCES = ("human", "model")
+REVIEWS = ("pending", "accepted", "rejected")
+ACTIONS = ("create", "edit", "delete", "review", "status", "split")
+GROUP_KINDS = ("do", "undo", "redo")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+
+
+class Dataset(Base):
+    """A named set of images with one task and its classes."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (
+        CheckConstraint(_in("task", TASKS), name="task"),
+        UniqueConstraint("id", "task"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    task: Mapped[str] = mapped_column(String(16))
+    root: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    classes: Mapped[list[LabelClass]] = relationship(
+        back_populates="dataset", order_by="LabelClass.position", cascade="all, delete-orphan"
+    )
+
+
+class LabelClass(Base):
+    """A class of a dataset; `position` is its stable order (hotkeys, export indices)."""
+
+    __tablename__ = "classes"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "name"),
+        UniqueConstraint("dataset_id", "position"),
+        CheckConstraint("position >= 0", name="position"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)
+    color: Mapped[str] = mapped_column(String(7))
+
+    dataset: Mapped[Dataset] = relationship(back_populates="classes")
+
+
+class Image(Base):
+    """An image file of a dataset, its displayed size and where it stands."""
+
+    __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "sha256"),
+        UniqueConstraint("dataset_id", "path"),
+        UniqueConstraint("id", "dataset_id"),
+        CheckConstraint("width > 0 AND height > 0", name="size"),
+        CheckConstraint("orientation BETWEEN 1 AND 8", name="orientation"),
+        CheckConstraint("split IS NULL OR " + _in("split", SPLIT_NAMES), name="split"),
+        CheckConstraint(_in("status", STATUSES), name="status"),
+        CheckConstraint("uncertainty IS NULL OR uncertainty >= 0", name="uncertainty"),
+        Index("ix_images_dataset_status", "dataset_id", "status", "id"),
+        Index("ix_images_dataset_uncertainty", "dataset_id", "uncertainty"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    orientation: Mapped[int] = mapped_column(Integer, default=1)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    split: Mapped[str | None] = mapped_column(String(5))
+    status: Mapped[str] = mapped_column(String(10), default="unlabeled")
+    uncertainty: Mapped[float | None] = mapped_column(Float)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ModelRun(Base):
+    """One prelabelling run of a model over some images of a dataset."""
+
+    __tablename__ = "model_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(200))
+    weights_sha256: Mapped[str | None] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+    image_count: Mapped[int] = mapped_column(Integer, default=0)
+    prediction_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Annotation(Base):
+    """A whole-image label or a box on an image, from a person or a model run.
+
+    `dataset_id` and `task` are carried so the schema itself can refuse a box outside a detection
+    dataset (a composite foreign key onto datasets(id, task) plus a check)."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["dataset_id", "task"],
+            ["datasets.id", "datasets.task"],
+            ondelete="CASCADE",
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["image_id", "dataset_id"], ["images.id", "images.dataset_id"], ondelete="CASCADE"
+        ),
+        CheckConstraint(_in("kind", KINDS), name="kind"),
+        CheckConstraint(_in("source", SOURCES), name="source"),
+        CheckConstraint(_in("review", REVIEWS), name="review"),
+        CheckConstraint("score IS NULL OR (score >= 0 AND score <= 1)", name="score"),
+        CheckConstraint(
+            "(kind = 'label' AND x IS NULL AND y IS NULL AND w IS NULL AND h IS NULL)"
+            " OR (kind = 'box' AND task = 'detection' AND x IS NOT NULL AND y IS NOT NULL"
+            " AND w > 0 AND h > 0)",
+            name="box",
+        ),
+        CheckConstraint(
+            "(source = 'human' AND run_id IS NULL) OR (source = 'model' AND run_id IS NOT NULL)",
+            name="run",
+        ),
+        CheckConstraint("revision >= 1", name="revision"),
+        Index("ix_annotations_image", "image_id"),
+        Index("ix_annotations_dataset_review", "dataset_id", "review"),
+        Index("ix_annotations_run", "run_id"),
+        Index("ix_annotations_class", "class_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(Integer)
+    task: Mapped[str] = mapped_column(String(16))
+    image_id: Mapped[int] = mapped_column(Integer)
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id", ondelete="RESTRICT"))
+    kind: Mapped[str] = mapped_column(String(5))
+    x: Mapped[float | None] = mapped_column(Float)
+    y: Mapped[float | None] = mapped_column(Float)
+    w: Mapped[float | None] = mapped_column(Float)
+    h: Mapped[float | None] = mapped_column(Float)
+    iscrowd: Mapped[bool] = mapped_column(default=False)
+    source: Mapped[str] = mapped_column(String(5), default="human")
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("model_runs.id", ondelete="CASCADE"))
+    score: Mapped[float | None] = mapped_column(Float)
+    review: Mapped[str] = mapped_column(String(8), default="accepted")
+    note: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class HistoryEvent(Base):
+    """Append-only record of one change. Events of one user action share `group_id`; undo and
+    redo write new groups whose `target_group` names the group they reverse. No foreign keys:
+    history outlives what it describes."""
+
+    __tablename__ = "history"
+    __table_args__ = (
+        CheckConstraint(_in("action", ACTIONS), name="action"),
+        CheckConstraint(_in("group_kind", GROUP_KINDS), name="group_kind"),
+        Index("ix_history_dataset_author", "dataset_id", "author", "id"),
+        Index("ix_history_image", "image_id"),
+        Index("ix_history_group", "group_id"),
+        Index("ix_history_target", "target_group"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(Integer)
+    image_id: Mapped[int | None] = mapped_column(Integer)
+    annotation_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(8))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    author: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    group_id: Mapped[str] = mapped_column(String(32))
+    group_kind: Mapped[str] = mapped_column(String(4), default="do")
+    target_group: Mapped[str | None] = mapped_column(String(32))
+
+
+class SyncState(Base):
+    """Where an external mirror (a FiftyOne dataset, ...) stands: the history position it
+    reflects. Keyed by dataset and mirror name."""
+
+    __tablename__ = "sync_state"
+    __table_args__ = (UniqueConstraint("dataset_id", "target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    target: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,79 @@
+"""Shared fixtures: a temporary database per test, synthetic images, a CLI runner. The user's own
+databases, config and FiftyOne datasets are kept out through the environment."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+_FO_DIR = tempfile.mkdtemp(prefix="annotator-fo-")
+os.environ.setdefault("FIFTYONE_DATABASE_DIR", _FO_DIR)
+os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
+os.environ.pop("ANNOTATOR_DB", None)
+os.environ["ANNOTATOR_USER"] = "tester"
+os.environ.setdefault("ANNOTATOR_CONFIG", str(Path(_FO_DIR) / "no-config.toml"))
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DATA = REPO / "sample_data"
+PEER_DATA = REPO.parent / "shared" / "testdata" / "peer"
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[object]:
+    from annotator.store.db import open_store
+
+    st = open_store(db_url)
+    yield st
+    st.close()
+
+
+def write_jpeg(path: Path, size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 30, 30),
+               orientation: int | None = None) -> Path:  # fmt: skip
+    """A small real JPEG; with `orientation`, the EXIF tag is set (pixels stored as given)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.new("RGB", size, color)
+    if orientation is None:
+        img.save(path, quality=90)
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        img.save(path, quality=90, exif=exif.tobytes())
+    return path
+
+
+@pytest.fixture
+def make_images(tmp_path: Path) -> Callable[..., list[Path]]:
+    """make_images(n, folder="imgs") -> n distinct small JPEGs."""
+
+    def make(n: int, folder: str = "imgs", size: tuple[int, int] = (64, 48)) -> list[Path]:
+        return [
+            write_jpeg(tmp_path / folder / f"img{i:04d}.jpg", size, (i % 256, (i // 256) % 256, 77))
+            for i in range(n)
+        ]
+
+    return make
+
+
+@pytest.fixture
+def run_cli(db_url: str) -> Callable[..., object]:
+    """run_cli("stats", "pets") -> click Result (exit_code, stdout, stderr)."""
+    from click.testing import CliRunner
+
+    from annotator.cli import cli
+
+    def run(*args: str, input: str | None = None) -> object:
+        runner = CliRunner()
+        return runner.invoke(cli, ["--db", db_url, *args], input=input, catch_exceptions=False)
+
+    return run
