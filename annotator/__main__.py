@@ -1,5 +1,5 @@
 """`python -m annotator` runs the command line."""
 
-from annotator.cli import main
+from annotator.main import main
 
 main()

@@ -38,17 +38,18 @@ def store(db_url: str) -> Iterator[object]:
 
 def write_jpeg(path: Path, size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 30, 30),
                orientation: int | None = None) -> Path:  # fmt: skip
-    """A small real JPEG; with `orientation`, the EXIF tag is set (pixels stored as given)."""
+    """A small real JPEG (its bytes unique to `path`); with `orientation`, the EXIF tag is set
+    (pixels stored as given)."""
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.new("RGB", size, color)
-    if orientation is None:
-        img.save(path, quality=90)
-    else:
+    extra: dict[str, object] = {"comment": str(path).encode()}
+    if orientation is not None:
         exif = Image.Exif()
         exif[0x0112] = orientation
-        img.save(path, quality=90, exif=exif.tobytes())
+        extra["exif"] = exif.tobytes()
+    img.save(path, quality=90, **extra)
     return path
 
 
@@ -70,7 +71,7 @@ def run_cli(db_url: str) -> Callable[..., object]:
     """run_cli("stats", "pets") -> click Result (exit_code, stdout, stderr)."""
     from click.testing import CliRunner
 
-    from annotator.cli import cli
+    from annotator.main import cli
 
     def run(*args: str, input: str | None = None) -> object:
         runner = CliRunner()

@@ -7,26 +7,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-if TYPE_CHECKING:
-    from annotator.store.db import Store
+from annotator.context import Context, pass_ctx
 
-
-@dataclass
-class Context:
-    db: str | None
-
-    def store(self, create: bool = True) -> Store:
-        from annotator.store.db import open_store
-
-        return open_store(self.db, create=create)
-
-
-pass_ctx = click.make_pass_decorator(Context)
+__all__ = ["Context", "err", "pass_ctx", "print_table", "progress_bar"]
 
 
 def err(message: str) -> None:

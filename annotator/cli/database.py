@@ -41,6 +41,8 @@ def current(ctx: Context) -> None:
 
     engine = make_engine(resolve_url(ctx.db))
     try:
-        click.echo(f"database: {current_revision(engine) or 'empty'}; needed: {head_revision(engine)}")
+        click.echo(
+            f"database: {current_revision(engine) or 'empty'}; needed: {head_revision(engine)}"
+        )
     finally:
         engine.dispose()

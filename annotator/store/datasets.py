@@ -178,7 +178,9 @@ def stats(session: Session, ds: Dataset) -> dict[str, Any]:
         "classes": {c.name: per_class.get(c.name, 0) for c in ds.classes},
         "split": _counts(
             session,
-            select(Image.split, func.count()).where(Image.dataset_id == ds.id).group_by(Image.split),
+            select(Image.split, func.count())
+            .where(Image.dataset_id == ds.id)
+            .group_by(Image.split),
         ),
         "status": _counts(
             session,

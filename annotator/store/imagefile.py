@@ -86,14 +86,13 @@ def probe(path: Path, max_pixels: int = MAX_PIXELS) -> ImageInfo:
         raise BadImage(path, f"decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise BadImage(path, "not an image (unknown format)") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise BadImage(path, f"corrupt image ({exc})") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        kind = "truncated image" if "runcat" in str(exc) else "corrupt image"
+        raise BadImage(path, f"{kind} ({exc})") from exc
     if width <= 0 or height <= 0:
         raise BadImage(path, f"invalid size {width}x{height}")
     if width * height > max_pixels:
-        raise BadImage(
-            path, f"decompression bomb: {width}x{height} exceeds {max_pixels} pixels"
-        )
+        raise BadImage(path, f"decompression bomb: {width}x{height} exceeds {max_pixels} pixels")
     _check_complete(path, fmt, data)
     if orientation in SWAPPING_ORIENTATIONS:
         width, height = height, width

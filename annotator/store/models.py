@@ -6,7 +6,7 @@ or tui; pydantic models live at the edges, not here."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -54,7 +54,10 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+    }
 
 
 class Dataset(Base):
@@ -247,3 +250,25 @@ class SyncState(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
     info: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RunImage(Base):
+    """That a model run processed an image (with or without predictions): what lets a killed
+    run resume, and what the image's uncertainty came from."""
+
+    __tablename__ = "run_images"
+    __table_args__ = (
+        CheckConstraint("uncertainty IS NULL OR uncertainty >= 0", name="uncertainty"),
+        CheckConstraint("predictions >= 0", name="predictions"),
+        Index("ix_run_images_image", "image_id"),
+    )
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("model_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    uncertainty: Mapped[float | None] = mapped_column(Float)
+    predictions: Mapped[int] = mapped_column(Integer, default=0)
+    processed_at: Mapped[datetime] = mapped_column(default=utcnow)

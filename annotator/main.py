@@ -1,0 +1,102 @@
+"""The `annotator` entry point: the root command group that gathers the CLI commands
+(`annotator.cli.*`) and the TUI's launch command (`annotator.tui.command`), imported on demand so
+`annotator --help` loads neither torch, fiftyone nor textual. User errors (AnnotatorError) become
+one line on stderr and a non-zero exit code, never a traceback."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from annotator import __version__
+from annotator.context import Context
+
+# command name -> "module:attribute", imported when the command is used or listed
+COMMANDS = {
+    "init": "annotator.cli.datasets:init",
+    "add": "annotator.cli.datasets:add",
+    "stats": "annotator.cli.datasets:stats",
+    "classes": "annotator.cli.datasets:classes",
+    "datasets": "annotator.cli.datasets:datasets",
+    "db": "annotator.cli.database:db",
+    "demo": "annotator.cli.demo:demo",
+    "label": "annotator.tui.command:label",
+    "import": "annotator.cli.formats:import_",
+    "export": "annotator.cli.formats:export",
+    "split": "annotator.cli.formats:split",
+    "prelabel": "annotator.cli.prelabel:prelabel",
+    "runs": "annotator.cli.prelabel:runs",
+    "evaluate": "annotator.cli.prelabel:evaluate",
+    "review": "annotator.cli.review:review",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on demand; errors become one-line messages."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self._load(name) is not None]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._load(cmd_name)
+
+    @staticmethod
+    def _load(name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and (module_name + ".").startswith(exc.name + "."):
+                return None  # a command not built into this version
+            raise
+        command: click.Command = getattr(module, attr)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from annotator.errors import AnnotatorError
+
+        try:
+            return super().invoke(ctx)
+        except AnnotatorError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    envvar="ANNOTATOR_DB",
+    default=None,
+    metavar="PATH|URL",
+    help="Database file or SQLAlchemy URL (postgresql+psycopg://...). "
+    "Default: $ANNOTATOR_DB or ./annotator.db.",
+)
+@click.version_option(__version__, prog_name="annotator")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """Build image datasets: label in the terminal, review in FiftyOne, export training sets.
+
+    \b
+    annotator init pets --task classification --classes cat,dog,bird
+    annotator add pets ~/photos/pets
+    annotator label pets
+    annotator export yolo pets out/
+    """
+    ctx.obj = Context(db=db)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="annotator")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

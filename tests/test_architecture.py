@@ -1,0 +1,124 @@
+"""The dependency rules hold: the core never imports the UI, cli and tui never import each
+other, and `annotator --help` loads neither torch, fiftyone nor textual and answers fast."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "annotator"
+CORE = ("store", "formats", "prelabel", "review")
+HEAVY = ("torch", "torchvision", "fiftyone", "textual")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _files(part: str) -> list[Path]:
+    root = PACKAGE / part
+    return sorted(root.rglob("*.py")) if root.is_dir() else []
+
+
+def _hits(files: list[Path], banned: tuple[str, ...], top_level_only: bool = False) -> list[str]:
+    found = []
+    for path in files:
+        names = _top_level_imports(path) if top_level_only else _imports(path)
+        for name in names:
+            if any(name == b or name.startswith(b + ".") for b in banned):
+                found.append(f"{path.relative_to(PACKAGE.parent)} imports {name}")
+    return found
+
+
+@pytest.mark.parametrize("part", CORE)
+def test_core_never_imports_ui(part: str) -> None:
+    files = _files(part)
+    assert _hits(files, ("textual", "annotator.tui", "annotator.cli", "annotator.main")) == []
+
+
+def test_store_depends_on_nothing_above_it() -> None:
+    above = ("annotator.formats", "annotator.prelabel", "annotator.review")
+    assert _hits(_files("store"), above) == []
+
+
+def test_cli_and_tui_never_import_each_other() -> None:
+    assert _hits(_files("cli"), ("annotator.tui", "textual")) == []
+    assert _hits(_files("tui"), ("annotator.cli",)) == []
+
+
+def test_heavy_libraries_only_imported_inside_functions() -> None:
+    files = [p for p in PACKAGE.rglob("*.py") if "tui" not in p.parts]
+    assert (
+        _hits(files, ("torch", "torchvision", "fiftyone", "ultralytics"), top_level_only=True) == []
+    )
+
+
+def test_help_is_fast_and_light() -> None:
+    code = (
+        "import sys, io, contextlib\n"
+        "from annotator.main import cli\n"
+        "buf = io.StringIO()\n"
+        "with contextlib.redirect_stdout(buf):\n"
+        "    try:\n"
+        "        cli.main(['--help'], prog_name='annotator')\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "    for name in list(cli.list_commands(None)):\n"
+        "        try:\n"
+        "            cli.main([name, '--help'], prog_name='annotator')\n"
+        "        except SystemExit:\n"
+        "            pass\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+        "print('HELP', len(buf.getvalue()))\n"
+    )
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    elapsed = time.perf_counter() - started
+    assert "HEAVY []" in out.stdout, out.stdout
+    assert elapsed < 3.0, f"help took {elapsed:.2f}s"
+
+
+def test_every_command_explains_itself() -> None:
+    import click
+
+    from annotator.main import cli
+
+    def walk(group: click.Group, ctx: click.Context) -> list[tuple[str, click.Command]]:
+        found = []
+        for name in group.list_commands(ctx):
+            cmd = group.get_command(ctx, name)
+            assert cmd is not None
+            found.append((name, cmd))
+            if isinstance(cmd, click.Group):
+                found.extend((f"{name} {n}", c) for n, c in walk(cmd, ctx))
+        return found
+
+    ctx = click.Context(cli)
+    commands = walk(cli, ctx)
+    assert len(commands) >= 6
+    missing = [name for name, cmd in commands if not (cmd.help or "").strip()]
+    assert missing == []
