@@ -49,11 +49,16 @@ typecheck: venv
 schemas: venv
 	$(BIN)/python -m annotator.schemas --write
 
-test: venv system-deps lint typecheck
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
-
 bench: venv
 	$(BIN)/python benchmarks/add_images.py
+	$(BIN)/python benchmarks/formats.py
+	$(BIN)/python benchmarks/prelabel.py
+	$(BIN)/python benchmarks/review.py
+	$(BIN)/python benchmarks/tui.py
+
+test: venv system-deps lint typecheck
+	ANNOTATOR_TEST_PG_URL="$${ANNOTATOR_TEST_PG_URL:-$$(.ci/start-postgres)}" \
+		$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

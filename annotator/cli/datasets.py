@@ -17,22 +17,49 @@ def _split_names(value: str | None) -> list[str]:
 
 
 @click.command()
-@click.argument("name")
-@click.option("--task", type=TASK_CHOICE, required=True, help="What is labelled.")
+@click.argument("name", required=False)
+@click.option("--task", type=TASK_CHOICE, help="What is labelled.")
 @click.option("--classes", "class_list", default="", help="Comma-separated class names, in order.")
 @click.option(
     "--root",
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder image paths are stored relative to (default: the first folder added).",
 )
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A dataset config file (YAML or JSON; see schemas/dataset-config.json).",
+)
 @pass_ctx
-def init(ctx: Context, name: str, task: str, class_list: str, root: Path | None) -> None:
-    """Create dataset NAME (and the database if absent)."""
-    from annotator.store.datasets import create_dataset
+def init(
+    ctx: Context,
+    name: str | None,
+    task: str | None,
+    class_list: str,
+    root: Path | None,
+    config_file: Path | None,
+) -> None:
+    """Create dataset NAME (and the database if absent), from options or a --config file."""
+    from annotator.dataset_config import ClassConfig, DatasetConfig, load_dataset_config
+    from annotator.errors import InvalidInputError
+    from annotator.store.datasets import create_dataset, set_class_color
 
+    if config_file is not None:
+        config = load_dataset_config(config_file)
+    elif name and task:
+        config = DatasetConfig(name=name, task=task, classes=_split_names(class_list))  # type: ignore[arg-type]
+    else:
+        raise InvalidInputError("init needs NAME and --task, or --config FILE")
     store = ctx.store()
     with store.session() as s:
-        ds = create_dataset(s, name, task, _split_names(class_list), root)
+        classes = config.class_list()
+        ds = create_dataset(
+            s, config.name, config.task, [c.name for c in classes], root or config.root
+        )
+        for cls in classes:
+            if isinstance(cls, ClassConfig) and cls.color:
+                set_class_color(s, ds, cls.name, cls.color)
         click.echo(f"created {ds.task} dataset {ds.name!r} with {len(ds.classes)} classes")
 
 
