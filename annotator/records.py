@@ -50,4 +50,4 @@ class AnnotationRecord(BaseModel):
     def from_label(cls, image: str, label: Label) -> AnnotationRecord:
         bbox = (label.box.x, label.box.y, label.box.w, label.box.h) if label.box else None
         return cls(image=image, label=label.class_name, bbox=bbox, score=label.score,
-                   source=label.source, review=label.review, iscrowd=label.iscrowd)  # type: ignore[arg-type]  # fmt: skip
+                   source=label.source, review=label.review, iscrowd=label.iscrowd)  # fmt: skip

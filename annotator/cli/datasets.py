@@ -48,7 +48,7 @@ def init(
     if config_file is not None:
         config = load_dataset_config(config_file)
     elif name and task:
-        config = DatasetConfig(name=name, task=task, classes=_split_names(class_list))  # type: ignore[arg-type]
+        config = DatasetConfig(name=name, task=task, classes=_split_names(class_list))
     else:
         raise InvalidInputError("init needs NAME and --task, or --config FILE")
     store = ctx.store()
