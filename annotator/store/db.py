@@ -94,6 +94,13 @@ def head_revision(engine: Engine) -> str:
     return head
 
 
+def _known_revisions(engine: Engine) -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    return {rev.revision for rev in script.walk_revisions()}
+
+
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
@@ -163,6 +170,11 @@ def _check_revision(engine: Engine) -> None:
         return
     if current is None:
         raise InvalidInputError(f"{engine.url} is not an annotator database")
+    if current not in _known_revisions(engine):
+        raise SchemaOutdatedError(
+            f"database schema {current} was written by a newer annotator (this one knows up "
+            f"to {head}): upgrade annotator"
+        )
     raise SchemaOutdatedError(
         f"database schema is at revision {current}, this annotator needs {head}: "
         "run: annotator db upgrade"

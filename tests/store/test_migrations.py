@@ -105,3 +105,13 @@ def test_database_behind_says_run_db_upgrade(tmp_path: Path, run_cli) -> None:  
     assert result.exit_code == 0, result.output
     assert f"to {head_revision(make_engine(url))}" in result.stdout
     open_store(url).close()
+
+
+def test_database_from_newer_annotator_is_refused(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(SchemaOutdatedError, match="newer annotator"):
+        open_store(f"sqlite:///{tmp_path / 'm.db'}")
