@@ -3,7 +3,11 @@ databases, config and FiftyOne datasets are kept out through the environment."""
 
 from __future__ import annotations
 
+import atexit
+import importlib.util
 import os
+import socket
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +16,32 @@ import pytest
 
 _FO_DIR = tempfile.mkdtemp(prefix="annotator-fo-")
 os.environ.setdefault("FIFTYONE_DATABASE_DIR", _FO_DIR)
+
+
+def _private_fiftyone_database(folder: Path) -> None:
+    """FiftyOne attaches to any database service already running on the machine, whatever its
+    folder: the tests get a mongod of their own on a free port, so they never see (or write to)
+    a user's FiftyOne datasets."""
+    spec = importlib.util.find_spec("fiftyone")
+    if spec is None or spec.origin is None or "FIFTYONE_DATABASE_URI" in os.environ:
+        return
+    mongod = Path(spec.origin).parent / "db" / "bin" / "mongod"
+    if not mongod.exists():
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (folder / "db").mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [str(mongod), "--dbpath", str(folder / "db"), "--port", str(port), "--bind_ip",
+         "127.0.0.1", "--nounixsocket", "--logpath", str(folder / "mongod.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    atexit.register(proc.terminate)
+    os.environ["FIFTYONE_DATABASE_URI"] = f"mongodb://127.0.0.1:{port}"
+
+
+_private_fiftyone_database(Path(_FO_DIR))
 os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
 os.environ.pop("ANNOTATOR_DB", None)
 os.environ["ANNOTATOR_USER"] = "tester"

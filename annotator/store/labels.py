@@ -187,6 +187,8 @@ def edit_annotation(
         ann.x, ann.y, ann.w, ann.h = box.x, box.y, box.w, box.h
     ann.revision += 1
     ann.author = author
+    if ann.review == "pending":  # a person corrected the prediction: it is now their label
+        ann.review = "accepted"
     group = Group(author)
     group.add(image.dataset_id, "edit", image_id=image.id, annotation_id=ann.id, before=before,
               after=snapshot(ann))  # fmt: skip

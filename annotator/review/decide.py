@@ -1,0 +1,212 @@
+"""Turning what FiftyOne holds into a plan of store changes, without changing anything: label
+tags accept/reject/fix become review decisions, sample tags skip/relabel become statuses, labels
+whose class or box differ from the store become edits, labels added to ground_truth become new
+labels. A decision on something the store changed since the push becomes a conflict, never a
+change. Knows the store only through records and a lookup of pushed states."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+
+from annotator.annotation import Box
+from annotator.review import backend as fob
+from annotator.review.convert import abs_box, same_box
+from annotator.review.mirror import FoLabel, FoSample
+from annotator.review.records import ImageRecord, LabelRecord
+from annotator.store.models import Dataset
+
+# (annotation id, revision) -> (class name, box) as it was at that revision, when known
+PushedLookup = Callable[[int, int], tuple[str, Box | None] | None]
+
+
+@dataclass(slots=True)
+class Ref:
+    """Where a decision sits in FiftyOne: a sample (label_id None) or one of its labels."""
+
+    sample_id: str
+    field: str | None = None
+    label_id: str | None = None
+    tags: list[str] = dc_field(default_factory=list)  # its tags when read
+
+
+@dataclass(slots=True)
+class Step:
+    """One store change: review | edit | create | link | status."""
+
+    kind: str
+    image_id: int
+    ref: Ref
+    tag: str | None = None  # the App tag this step uses up
+    ann_id: int | None = None
+    value: str | None = None  # review state or image status
+    class_id: int | None = None
+    box: Box | None = None
+
+
+@dataclass(slots=True)
+class Conflict:
+    """A decision not applied because its target changed in the store since the push."""
+
+    image: str
+    ref: Ref
+    what: str
+    reason: str
+    tag: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.image}: {self.what}: {self.reason}"
+
+
+@dataclass
+class Plan:
+    steps: list[Step] = dc_field(default_factory=list)
+    conflicts: list[Conflict] = dc_field(default_factory=list)
+    settled: list[tuple[Ref, str]] = dc_field(default_factory=list)  # tags already true in store
+    ignored: list[str] = dc_field(default_factory=list)
+
+
+class Planner:
+    """Builds the plan of one pull from FiftyOne samples and store images."""
+
+    def __init__(self, ds: Dataset, images: dict[int, ImageRecord], pushed: PushedLookup) -> None:
+        self.task = ds.task
+        self.class_ids = {c.name: c.id for c in ds.classes}
+        self.images, self.pushed = images, pushed
+        self.plan = Plan()
+
+    def run(self, samples: list[FoSample]) -> Plan:
+        for sample in samples:
+            img = self.images.get(sample.image_id) if sample.image_id is not None else None
+            if img is None:
+                self._gone(sample)
+                continue
+            by_id = {rec.id: rec for rec in img.labels}
+            for label in sample.labels:
+                self._label(img, sample, label, by_id)
+            self._sample(img, sample)
+        return self.plan
+
+    def _gone(self, sample: FoSample) -> None:
+        decided = [t for t in sample.tags if t in fob.SAMPLE_DECISIONS]
+        decided += [t for lab in sample.labels for t in lab.tags if t in fob.LABEL_DECISIONS]
+        if decided:
+            self.plan.ignored.append(
+                f"image {sample.image_id}: deleted from the store; tags {decided} not applied"
+            )
+
+    def _label(self, img: ImageRecord, sample: FoSample, label: FoLabel,
+               by_id: dict[int, LabelRecord]) -> None:  # fmt: skip
+        ref = Ref(sample.sample_id, label.field, label.label_id, label.tags)
+        if label.annotator_id is None:
+            self._added(img, label, ref)
+            return
+        rec = by_id.get(label.annotator_id)
+        if rec is not None:
+            self._edited(img, label, rec, ref)
+        self._decision(img, label, rec, ref)
+
+    def _decision(self, img: ImageRecord, label: FoLabel, rec: LabelRecord | None,
+                  ref: Ref) -> None:  # fmt: skip
+        tags = sorted({t for t in label.tags if t in fob.LABEL_DECISIONS})
+        what = f"label {label.annotator_id} ({label.class_name})"
+        if len(tags) > 1:
+            self.plan.ignored.append(f"{img.filepath}: {what}: contradictory tags {tags}")
+            return
+        if not tags:
+            return
+        tag = tags[0]
+        state = fob.LABEL_DECISIONS[tag]
+        note = fob.FIX_NOTE if tag == "fix" else rec.note if rec else None
+        if rec is None:
+            self._conflict(img, ref, f"{what} '{tag}'", "deleted in the store since the push", tag)
+        elif rec.review == state and rec.note == note:
+            self.plan.settled.append((ref, tag))
+        elif rec.revision != label.revision:
+            reason = f"changed in the store since the push (revision {rec.revision}, " \
+                     f"pushed {label.revision})"  # fmt: skip
+            self._conflict(img, ref, f"{what} '{tag}'", reason, tag)
+        else:
+            self.plan.steps.append(Step("review", img.id, ref, tag, rec.id, state))
+
+    def _edited(self, img: ImageRecord, label: FoLabel, rec: LabelRecord, ref: Ref) -> None:
+        shown = self._content(img, label)
+        if _same(shown, (rec.class_name, rec.box)):
+            return
+        what = f"label {rec.id} ({rec.class_name})"
+        if rec.revision != label.revision:
+            if not _same(shown, self.pushed(rec.id, label.revision or 0)):
+                reason = "edited in FiftyOne and changed in the store since the push"
+                self._conflict(img, ref, what, reason)
+            return
+        class_name, box = shown
+        class_id = self.class_ids.get(class_name or "")
+        if class_id is None:
+            self.plan.ignored.append(f"{img.filepath}: {what}: unknown class {class_name!r}")
+            return
+        step = Step("edit", img.id, ref, ann_id=rec.id)
+        step.class_id = class_id if class_name != rec.class_name else None
+        if box is not None and rec.box is not None and not same_box(box, rec.box):
+            step.box = box.clipped(img.width, img.height)
+        self.plan.steps.append(step)
+
+    def _added(self, img: ImageRecord, label: FoLabel, ref: Ref) -> None:
+        where = f"{img.filepath}: label {label.class_name!r} added in FiftyOne"
+        if label.field != fob.GROUND_TRUTH:
+            self.plan.ignored.append(f"{where} to {label.field}: only ground_truth is imported")
+            return
+        class_id = self.class_ids.get(label.class_name or "")
+        if class_id is None:
+            self.plan.ignored.append(f"{where}: unknown class")
+            return
+        box = self._content(img, label)[1]
+        if self.task == "detection" and box is None:
+            self.plan.ignored.append(f"{where}: has no box")
+            return
+        twin = self._accepted_twin(img, label.class_name or "")
+        if self.task == "multilabel" and twin is not None:
+            self.plan.steps.append(Step("link", img.id, ref, ann_id=twin))
+        else:
+            clipped = box.clipped(img.width, img.height) if box else None
+            self.plan.steps.append(Step("create", img.id, ref, class_id=class_id, box=clipped))
+
+    def _accepted_twin(self, img: ImageRecord, class_name: str) -> int | None:
+        for rec in img.labels:
+            if rec.review == "accepted" and rec.class_name == class_name and rec.box is None:
+                return rec.id
+        return None
+
+    def _sample(self, img: ImageRecord, sample: FoSample) -> None:
+        tags = sorted({t for t in sample.tags if t in fob.SAMPLE_DECISIONS})
+        ref = Ref(sample.sample_id, tags=sample.tags)
+        if len(tags) > 1:
+            self.plan.ignored.append(f"{img.filepath}: contradictory sample tags {tags}")
+        elif tags:
+            tag = tags[0]
+            status = fob.SAMPLE_DECISIONS[tag]
+            if img.status == status:
+                self.plan.settled.append((ref, tag))
+            elif img.revision != sample.revision:
+                reason = f"changed in the store since the push (revision {img.revision}, " \
+                         f"pushed {sample.revision})"  # fmt: skip
+                self._conflict(img, ref, f"sample '{tag}'", reason, tag)
+            else:
+                self.plan.steps.append(Step("status", img.id, ref, tag, value=status))
+
+    def _content(self, img: ImageRecord, label: FoLabel) -> tuple[str | None, Box | None]:
+        if self.task != "detection" or label.bbox is None:
+            return label.class_name, None
+        return label.class_name, abs_box(label.bbox, img.width, img.height)
+
+    def _conflict(self, img: ImageRecord, ref: Ref, what: str, reason: str,
+                  tag: str | None = None) -> None:  # fmt: skip
+        self.plan.conflicts.append(Conflict(img.filepath, ref, what, reason, tag))
+
+
+def _same(a: tuple[str | None, Box | None], b: tuple[str, Box | None] | None) -> bool:
+    if b is None or a[0] != b[0]:
+        return False
+    if a[1] is None or b[1] is None:
+        return a[1] is None and b[1] is None
+    return same_box(a[1], b[1])
