@@ -14,6 +14,7 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 MODELS = {
     "dataset-config.json": "annotator.dataset_config:DatasetConfig",
     "annotation-record.json": "annotator.records:AnnotationRecord",
+    "export-manifest.json": "annotator.formats.manifest:Manifest",
 }
 
 

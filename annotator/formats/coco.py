@@ -1,0 +1,383 @@
+"""COCO: read instances (and image-level `labels_`, `image_info_`) JSON into `Incoming` images,
+and write `annotations/instances_<split>.json` streamed record by record (constant memory).
+
+Reading accepts one JSON file or a folder in the COCO (`annotations/` + `images/<split>/`),
+Roboflow (`<split>/_annotations.coco.json` beside the images) or FiftyOne (`labels.json` +
+`data/`) layout. Every record is validated (`records`); a bad one is reported and skipped.
+Crowd regions are kept as flagged boxes; polygons and masks are counted, never imported."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from annotator import __version__
+from annotator.annotation import Box, Label, Sample, Split
+from annotator.errors import NotFoundError
+from annotator.formats.common import (
+    Incoming,
+    Parsed,
+    Problem,
+    norm,
+    sha256_file,
+    split_from_name,
+    split_rank,
+    within,
+)
+from annotator.formats.records import (
+    COCO_ANNOTATIONS,
+    COCO_CATEGORIES,
+    COCO_IMAGES,
+    CocoAnnotation,
+    CocoImage,
+    validate_records,
+)
+
+KIND_PRIORITY = ("instances_", "labels_", "image_info_")
+_DRIVE = re.compile(r"^[A-Za-z]:/")
+ROBOFLOW_NAME = "_annotations.coco.json"
+
+
+@dataclass
+class LabelFile:
+    """A COCO JSON file, the split its name gives, and the folders its `file_name`s may be
+    relative to (tried in order)."""
+
+    path: Path
+    split: Split | None
+    bases: list[Path] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- locating
+
+
+def locate(source: Path, images: Path | None = None) -> tuple[Path, list[LabelFile]]:
+    """The dataset folder and the label files of `source` (a JSON file or a folder)."""
+    if not source.exists():
+        raise NotFoundError(f"{source}: no such file or folder")
+    if source.is_file():
+        return _locate_file(norm(source), images)
+    files = sorted(_label_files(norm(source)), key=lambda lf: split_rank(lf.split))
+    root = norm(images) if images else norm(source)
+    for lf in files:
+        lf.bases = _bases(root, lf, images is not None)
+    return root, files
+
+
+def _locate_file(path: Path, images: Path | None) -> tuple[Path, list[LabelFile]]:
+    split = split_from_name(path.stem)
+    if path.name == ROBOFLOW_NAME:
+        split = split_from_name(path.parent.name)
+    lf = LabelFile(path, split)
+    if images:
+        root = norm(images)
+    elif path.parent.name == "annotations":
+        root = path.parent.parent
+    else:
+        root = path.parent
+    lf.bases = _bases(root, lf, images is not None)
+    return root, [lf]
+
+
+def _label_files(folder: Path) -> list[LabelFile]:
+    ann_dir = folder / "annotations"
+    if ann_dir.is_dir():
+        found = sorted(ann_dir.glob("*.json"))
+        for prefix in KIND_PRIORITY:
+            chosen = [p for p in found if p.name.startswith(prefix)]
+            if chosen:
+                return [LabelFile(p, split_from_name(p.stem)) for p in chosen]
+        if found:
+            return [LabelFile(p, split_from_name(p.stem)) for p in found]
+    roboflow = sorted(folder.glob(f"*/{ROBOFLOW_NAME}"))
+    if roboflow:
+        return [LabelFile(p, split_from_name(p.parent.name)) for p in roboflow]
+    if (folder / ROBOFLOW_NAME).is_file():
+        return [LabelFile(folder / ROBOFLOW_NAME, split_from_name(folder.name))]
+    if (folder / "labels.json").is_file():
+        return [LabelFile(folder / "labels.json", None)]
+    loose = sorted(folder.glob("*.json"))
+    if loose:
+        return [LabelFile(p, split_from_name(p.stem)) for p in loose]
+    raise NotFoundError(
+        f"{folder}: no COCO file found (looked for annotations/*.json, "
+        f"*/{ROBOFLOW_NAME}, labels.json, *.json)"
+    )
+
+
+def _bases(root: Path, lf: LabelFile, explicit: bool) -> list[Path]:
+    split = lf.split
+    if explicit:
+        candidates = [root / split, root] if split else [root]
+    else:
+        here = lf.path.parent
+        candidates = [here] if lf.path.name == ROBOFLOW_NAME else []
+        if split:
+            candidates += [root / "images" / split, root / split]
+        candidates += [root / "images", root / "data", root]
+        if here != root.parent and here not in candidates and here.name != "annotations":
+            candidates.append(here)
+    seen: list[Path] = []
+    for c in candidates:
+        if c not in seen and c.is_dir():
+            seen.append(c)
+    return seen
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read(source: Path, images: Path | None = None) -> Parsed:
+    """Every image and label of a COCO source, validated; bad records become problems."""
+    root, files = locate(Path(source), Path(images) if images else None)
+    parsed = Parsed(root=root, task_hint="detection")
+    for lf in files:
+        _read_file(lf, root, parsed)
+    return parsed
+
+
+def load_json(path: Path, parsed: Parsed) -> Any:
+    """The parsed JSON of `path`, or None with the problem (line and column) recorded."""
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        parsed.problems.append(Problem(str(path), where, f"malformed JSON: {exc.msg}"))
+    except OSError as exc:
+        parsed.problems.append(Problem(str(path), "", f"unreadable: {exc.strerror or exc}"))
+    return None
+
+
+def _sections(path: Path, data: Any, parsed: Parsed) -> dict[str, list[Any]] | None:
+    file = str(path)
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        parsed.problems.append(
+            Problem(
+                file,
+                "top level",
+                f"expected an object with images, annotations and categories, found a {kind}",
+            )
+        )
+        return None
+    out: dict[str, list[Any]] = {}
+    for key in ("images", "annotations", "categories"):
+        value = data.get(key, [])
+        if not isinstance(value, list):
+            parsed.problems.append(Problem(file, key, f"expected a list, found {value!r:.40}"))
+            return None
+        out[key] = value
+    if "images" not in data:
+        parsed.problems.append(Problem(file, "images", "missing"))
+        return None
+    return out
+
+
+def _read_file(lf: LabelFile, root: Path, parsed: Parsed) -> None:
+    data = load_json(lf.path, parsed)
+    sections = _sections(lf.path, data, parsed) if data is not None else None
+    if sections is None:
+        return
+    file = str(lf.path)
+    names = _categories(sections["categories"], file, parsed)
+    labelled = bool(names) and "annotations" in data and not lf.path.name.startswith("image_info")
+    items = _images(sections["images"], lf, root, labelled, parsed)
+    _annotations(sections["annotations"], items, names, file, parsed)
+    parsed.items.extend(items.values())
+
+
+def _categories(records: list[Any], file: str, parsed: Parsed) -> dict[Any, str]:
+    cats, _, problems = validate_records(COCO_CATEGORIES, records, file, "category")
+    parsed.problems.extend(problems)
+    names: dict[Any, str] = {}
+    for cat in cats:
+        if cat.id in names:
+            parsed.problems.append(Problem(file, f"category id {cat.id}", "listed twice"))
+            continue
+        names[cat.id] = cat.name
+    parsed.add_classes(names.values())
+    return names
+
+
+def _images(
+    records: list[Any], lf: LabelFile, root: Path, labelled: bool, parsed: Parsed
+) -> dict[Any, Incoming]:
+    file = str(lf.path)
+    images, _, problems = validate_records(COCO_IMAGES, records, file, "image")
+    parsed.problems.extend(problems)
+    items: dict[Any, Incoming] = {}
+    finder = _Finder(root, lf.bases)
+    for image in images:
+        where = f"image id {image.id}"
+        if image.id in items:
+            parsed.problems.append(Problem(file, where, "listed twice (the first is kept)"))
+            continue
+        path, reason = finder.find(image.file_name)
+        if path is None:
+            parsed.problems.append(Problem(file, where, reason))
+            continue
+        items[image.id] = _incoming(image, path, lf, where, labelled)
+    return items
+
+
+def _incoming(image: CocoImage, path: str, lf: LabelFile, where: str, labelled: bool) -> Incoming:
+    declared = (image.width, image.height) if image.width and image.height else None
+    sample = Sample(path=path, split=lf.split)
+    return Incoming(sample, str(lf.path), where, labelled=labelled, declared=declared)
+
+
+class _Finder:
+    """Resolves `file_name`s against the candidate folders, never outside the dataset root."""
+
+    def __init__(self, root: Path, bases: list[Path]) -> None:
+        self.root = str(root)
+        self.bases = [str(b) for b in bases] or [self.root]
+
+    def find(self, file_name: str) -> tuple[str | None, str]:
+        name = file_name.replace("\\", "/")
+        outside = f"file_name {file_name!r} points outside the dataset folder {self.root}"
+        if _DRIVE.match(name):
+            return None, outside
+        for i, base in enumerate(["/"] if name.startswith("/") else self.bases):
+            found = within(self.root, os.path.join(base, name))
+            if found is None:
+                return None, outside
+            path = str(found)
+            if os.path.isfile(path):
+                if i:  # try the folder that worked first next time
+                    self.bases.insert(0, self.bases.pop(i))
+                return path, ""
+        looked = ", ".join(self.bases)
+        return None, f"image file {file_name!r} not found (looked in {looked})"
+
+
+def _annotations(
+    records: list[Any], items: dict[Any, Incoming], names: dict[Any, str], file: str, parsed: Parsed
+) -> None:
+    anns, positions, problems = validate_records(COCO_ANNOTATIONS, records, file, "annotation")
+    parsed.problems.extend(problems)
+    for ann, index in zip(anns, positions, strict=True):
+        if ann.segmentation:
+            _count_shapes(ann.segmentation, parsed)
+        item, name, box = items.get(ann.image_id), names.get(ann.category_id), ann.bbox
+        where = f"annotation id {ann.id}" if ann.id is not None else f"annotations[{index}]"
+        if item is None or name is None or (box is None and ann.iscrowd):
+            parsed.problems.append(Problem(file, where, _annotation_problem(ann, item, name)))
+            continue
+        crowd = bool(ann.iscrowd)
+        item.sample.labels.append(Label(name, None if box is None else Box(*box), iscrowd=crowd))
+        item.label_where.append(where)
+
+
+def _annotation_problem(ann: CocoAnnotation, item: Incoming | None, name: str | None) -> str:
+    if name is None:
+        return f"unknown category id {ann.category_id!r}"
+    if item is None:
+        return f"image id {ann.image_id!r} is not among the file's usable images"
+    return "a crowd region without bbox"
+
+
+def _count_shapes(seg: Any, parsed: Parsed) -> None:
+    if isinstance(seg, dict):
+        parsed.masks += 1
+    elif isinstance(seg, list) and any(seg):
+        parsed.polygons += 1
+
+
+# ---------------------------------------------------------------- writing
+
+
+class CocoWriter:
+    """Streams `annotations/instances_<split>.json`: the header, then each image as it comes,
+    its annotations spooled to a side file and appended after the images (so nothing grows with
+    the dataset). Category ids are 1..N in class order; image and annotation ids are the
+    store's (unique over the file)."""
+
+    def __init__(self, dest: Path, classes: list[str], dataset: str, task: str) -> None:
+        self.dest, self.dataset, self.task = dest, dataset, task
+        self.cat_ids = {name: i + 1 for i, name in enumerate(classes)}
+        self.categories = [
+            {"id": i + 1, "name": n, "supercategory": ""} for i, n in enumerate(classes)
+        ]
+        self.files: dict[str, str] = {}
+        self.warnings: list[str] = []
+        self.extra: dict[str, Any] = {}
+        self._out: BinaryIO | None = None
+        self._spool: BinaryIO | None = None
+        self._first_image = self._first_ann = True
+
+    def begin(self, split: str) -> None:
+        folder = self.dest / "annotations"
+        folder.mkdir(parents=True, exist_ok=True)
+        (self.dest / "images" / split).mkdir(parents=True, exist_ok=True)
+        self._out = open(folder / f"instances_{split}.json", "wb", buffering=1 << 20)  # noqa: SIM115
+        self._spool = open(folder / f".{split}.spool", "w+b", buffering=1 << 20)  # noqa: SIM115
+        self._first_image = self._first_ann = True
+        info = {
+            "description": f"{self.dataset} ({self.task}), split {split}",
+            "version": __version__,
+            "year": datetime.now(UTC).year,
+            "contributor": "annotator",
+            "url": "",
+            "date_created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        self._out.write(
+            b'{"info":'
+            + orjson.dumps(info)
+            + b',"licenses":[],"categories":'
+            + orjson.dumps(self.categories)
+            + b',"images":['
+        )
+
+    def image_path(self, split: str, sample: Sample, name: str) -> str | None:
+        return os.path.join(self.dest, "images", split, name)
+
+    def add(self, split: str, sample: Sample, name: str) -> None:
+        assert self._out is not None and self._spool is not None
+        image = {"id": sample.id, "file_name": name, "width": sample.width, "height": sample.height}
+        self._out.write((b"" if self._first_image else b",") + orjson.dumps(image))
+        self._first_image = False
+        for label in sample.labels:
+            record = annotation_record(label, sample.id, self.cat_ids[label.class_name])
+            self._spool.write((b"" if self._first_ann else b",") + orjson.dumps(record))
+            self._first_ann = False
+
+    def end(self, split: str) -> None:
+        assert self._out is not None and self._spool is not None
+        self._out.write(b'],"annotations":[')
+        self._spool.seek(0)
+        shutil.copyfileobj(self._spool, self._out, 1 << 20)
+        self._out.write(b"]}")
+        self._out.close()
+        spool_path = Path(self._spool.name)
+        self._spool.close()
+        spool_path.unlink()
+        relative = f"annotations/instances_{split}.json"
+        self.files[relative] = sha256_file(self.dest / relative)
+
+    def close(self, splits: list[str]) -> dict[str, str]:
+        return self.files
+
+
+def annotation_record(label: Label, image_id: int | None, category_id: int) -> dict[str, Any]:
+    """A COCO annotation: a box with `bbox`, `area`, `iscrowd` and empty `segmentation`, or a
+    whole-image label (no `bbox`: the image-level labels convention)."""
+    record: dict[str, Any] = {"id": label.id, "image_id": image_id, "category_id": category_id}
+    box = label.box
+    if box is None:
+        record["iscrowd"] = 0
+        return record
+    record.update(
+        bbox=[box.x, box.y, box.w, box.h],
+        area=box.w * box.h,
+        iscrowd=int(label.iscrowd),
+        segmentation=[],
+    )
+    return record

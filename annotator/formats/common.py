@@ -1,0 +1,170 @@
+"""What every format shares: the result of reading a source (`Parsed`), split names, keeping
+paths from label files inside the dataset folder, the export-side contract (`Writer`) and
+unique export file names. Pure conversion; file I/O stays in the format modules."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from annotator.annotation import Sample, Split
+from annotator.store.bulk import Incoming, Problem
+from annotator.store.models import Dataset
+
+__all__ = ["Incoming", "Parsed", "Problem", "safe_join", "split_from_name", "within"]
+
+_SPLIT_PREFIXES: tuple[tuple[str, Split], ...] = (
+    ("train", "train"),
+    ("validation", "val"),
+    ("valid", "val"),
+    ("val", "val"),
+    ("test", "test"),
+)
+_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+@dataclass
+class Parsed:
+    """A source read into memory: the dataset folder every image lies in, the classes in order,
+    one `Incoming` per image, and what could not be read."""
+
+    root: Path
+    classes: list[str] = field(default_factory=list)
+    items: list[Incoming] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    polygons: int = 0
+    masks: int = 0
+    task_hint: str | None = None
+
+    def add_classes(self, names: Iterable[str]) -> None:
+        known = set(self.classes)
+        for name in names:
+            if name not in known:
+                known.add(name)
+                self.classes.append(name)
+
+    @property
+    def has_boxes(self) -> bool:
+        return any(lb.box is not None for it in self.items for lb in it.sample.labels)
+
+    @property
+    def has_labels(self) -> bool:
+        return any(it.sample.labels for it in self.items)
+
+    def infer_task(self) -> str:
+        """detection when any box, multilabel when an image holds several classes, else
+        classification (or what the source's kind suggests when it holds no label)."""
+        if self.has_boxes:
+            return "detection"
+        if any(len({lb.class_name for lb in it.sample.labels}) > 1 for it in self.items):
+            return "multilabel"
+        if any(it.sample.labels for it in self.items):
+            return "classification"
+        return self.task_hint or "classification"
+
+
+def split_from_name(name: str) -> Split | None:
+    """train/val/test from a file or folder name: instances_train2017, valid, _val, test-dev."""
+    stem = name.lower()
+    for prefix in ("instances_", "labels_", "image_info_", "person_keypoints_"):
+        stem = stem.removeprefix(prefix)
+    for prefix, split in _SPLIT_PREFIXES:
+        if stem.startswith(prefix):
+            return split
+    return None
+
+
+def class_names(ds: Dataset) -> list[str]:
+    """The dataset's class names in their stable order (COCO ids 1..N, YOLO indices 0..N-1)."""
+    return [c.name for c in sorted(ds.classes, key=lambda c: c.position)]
+
+
+def split_rank(split: str | None) -> int:
+    """Sort key reading train before val before test (so a copy in val of a train image is the
+    one reported), then anything without a split."""
+    return {"train": 0, "val": 1, "test": 2}.get(split or "", 3)
+
+
+def safe_join(root: Path, name: str) -> Path | None:
+    """`root / name` when it stays inside `root` (lexically, after normalising `..`); None for
+    an absolute path, a drive letter or one that climbs out (`../../etc/passwd`)."""
+    name = name.replace("\\", "/")
+    if not name or name.startswith("/") or _DRIVE.match(name):
+        return None
+    return within(root, os.path.join(os.path.abspath(root), name))
+
+
+def within(root: Path | str, path: str | Path) -> Path | None:
+    """`path` normalised, when it lies inside `root` (or is `root`); else None."""
+    base = os.path.normpath(os.path.abspath(root))
+    joined = os.path.normpath(os.path.abspath(path))
+    if joined == base or joined.startswith(base.rstrip(os.sep) + os.sep):
+        return Path(joined)
+    return None
+
+
+def norm(path: Path) -> Path:
+    """An absolute, normalised path (symlinks kept)."""
+    return Path(os.path.normpath(os.path.abspath(path)))
+
+
+class Writer(Protocol):
+    """One export format: images go where `image_path` says; labels are written as samples
+    arrive (streamed), split by split; `close` returns each label file with its SHA-256.
+    `warnings` are told to the user; `extra` goes into the manifest."""
+
+    warnings: list[str]
+    extra: dict[str, Any]
+
+    def begin(self, split: str) -> None: ...
+
+    def image_path(self, split: str, sample: Sample, name: str) -> str | None: ...
+
+    def add(self, split: str, sample: Sample, name: str) -> None: ...
+
+    def end(self, split: str) -> None: ...
+
+    def close(self, splits: list[str]) -> dict[str, str]:
+        """Finish the export; returns {label file relative to the export: SHA-256}."""
+        ...
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class UniqueNames:
+    """Export file names: the image's own name while it is free, else `stem-<image id>`;
+    compared without case (case-insensitive file systems) and by stem (YOLO's `.txt` beside
+    `x.jpg` and `x.png` would clash). Non-ASCII names are kept as they are."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set()
+
+    def name(self, sample: Sample) -> str:
+        base = os.path.basename(sample.path.replace("\\", "/")) or f"image-{sample.id}.jpg"
+        stem, ext = os.path.splitext(base)
+        stem = stem.strip() or "image"
+        for candidate in _candidates(stem, sample.id):
+            key = candidate.casefold()
+            if key not in self.taken:
+                self.taken.add(key)
+                return candidate + ext
+        raise RuntimeError(f"no free export name for {sample.path}")  # pragma: no cover
+
+
+def _candidates(stem: str, image_id: int | None) -> Iterator[str]:
+    yield stem
+    yield f"{stem}-{image_id}"
+    for n in range(2, 1000):
+        yield f"{stem}-{image_id}-{n}"

@@ -1,0 +1,224 @@
+"""Use case: export a dataset as COCO, YOLO or ImageFolder. The store streams the samples of each
+split (bounded memory), the format's writer writes labels as they come, `MediaPlacer` puts the
+images, and `manifest.json` records what was written. The export is built in a hidden sibling
+folder and renamed into place at the end: an interrupted export leaves no half-written DEST,
+and a non-empty DEST is replaced only with `overwrite`. The whole export reads one snapshot of
+the store, so the history position in the manifest is exactly what it holds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from annotator import __version__
+from annotator.errors import ConflictError, InvalidInputError
+from annotator.formats.common import UniqueNames, Writer, class_names, norm, within
+from annotator.formats.manifest import Manifest, SplitCounts, Tally, write_manifest
+from annotator.formats.media import MediaPlacer
+from annotator.formats.registry import get_format
+from annotator.store.bulk import EXPORTED_STATUSES, export_samples, gc_paused, reviews_for
+from annotator.store.datasets import get_dataset
+from annotator.store.history import position
+from annotator.store.models import Annotation, Dataset, Image
+from annotator.store.splits import splits_present
+
+ProgressFn = Callable[[int, int], None]
+PROGRESS_EVERY = 256
+
+
+@dataclass
+class ExportReport:
+    dest: Path
+    manifest: Manifest
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        m = self.manifest
+        images = sum(s.images for s in m.splits.values())
+        labels = sum(s.labels for s in m.splits.values())
+        negatives = sum(s.negatives for s in m.splits.values())
+        per_split = ", ".join(f"{name} {s.images}" for name, s in m.splits.items())
+        left = sum(m.left_out.values())
+        return (
+            f"exported {images} images ({negatives} negatives), {labels} labels of "
+            f"{m.dataset!r} as {m.format} to {self.dest} ({per_split}); {left} images left out"
+        )
+
+
+def export_dataset(
+    session: Session,
+    fmt: str,
+    name: str,
+    dest: Path,
+    *,
+    media: str = "copy",
+    overwrite: bool = False,
+    include_pending: bool = False,
+    progress: ProgressFn | None = None,
+) -> ExportReport:
+    """Export dataset `name` to `dest` in format `fmt`. Reads only: commits nothing."""
+    _one_snapshot(session)
+    spec = get_format(fmt)
+    ds = get_dataset(session, name)
+    spec.check(ds.task, ds.name)
+    placer = MediaPlacer(media)
+    dest = norm(Path(dest).expanduser())
+    check_dest(dest, ds, overwrite)
+    splits = splits_present(session, ds)
+    if not splits:
+        raise InvalidInputError(
+            f"dataset {ds.name!r} has no image with a split: run "
+            f"annotator split {ds.name} --ratios train=0.8,val=0.2"
+        )
+    with staging(dest) as tmp, gc_paused():
+        writer = spec.writer(ds.task, tmp, class_names(ds), ds.name)
+        manifest = _manifest(session, ds, fmt, media, include_pending)
+        job = _Job(session, ds, writer, placer, include_pending, progress)
+        manifest.splits, manifest.left_out["no_single_class"] = job.run(splits)
+        manifest.files = writer.close(splits)
+        manifest.extra.update(writer.extra, rotated_images=placer.rotated)
+        write_manifest(tmp, manifest)
+    return ExportReport(dest, manifest, writer.warnings + placer.warnings())
+
+
+def _one_snapshot(session: Session) -> None:
+    """Read the whole export from one snapshot (SQLite's read transaction already is one; a
+    transaction the caller has open keeps its own isolation)."""
+    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def _manifest(
+    session: Session, ds: Dataset, fmt: str, media: str, include_pending: bool
+) -> Manifest:
+    left = export_left_out(session, ds, include_pending)
+    return Manifest(
+        version=__version__,
+        format=fmt,
+        dataset=ds.name,
+        task=ds.task,
+        classes=class_names(ds),
+        history_position=position(session, ds.id),
+        include_pending=include_pending,
+        media=media,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        splits={},
+        left_out=left,
+    )
+
+
+@dataclass
+class _Job:
+    """Streams every split through the writer and the media placer, counting as it goes."""
+
+    session: Session
+    ds: Dataset
+    writer: Writer
+    placer: MediaPlacer
+    include_pending: bool
+    progress: ProgressFn | None
+    done: int = 0
+
+    def run(self, splits: list[str]) -> tuple[dict[str, SplitCounts], int]:
+        total = self.session.scalar(
+            select(func.count()).where(Image.dataset_id == self.ds.id, Image.split.is_not(None))
+        )
+        self.total = int(total or 0)
+        if self.progress:
+            self.progress(0, self.total)
+        names = UniqueNames()
+        counts: dict[str, SplitCounts] = {}
+        skipped = 0
+        for split in splits:
+            tally = Tally()
+            skipped += self._split(split, names, tally)
+            counts[split] = tally.counts(class_names(self.ds))
+        if self.progress:
+            self.progress(self.total, self.total)
+        return counts, skipped
+
+    def _split(self, split: str, names: UniqueNames, counts: Tally) -> int:
+        self.writer.begin(split)
+        skipped = 0
+        samples = export_samples(self.session, self.ds, split, include_pending=self.include_pending)
+        for sample in samples:
+            name = names.name(sample)
+            target = self.writer.image_path(split, sample, name)
+            if target is None:
+                skipped += 1
+                continue
+            self.placer.place(sample, target)
+            self.writer.add(split, sample, name)
+            counts.count(sample)
+            self.done += 1
+            if self.progress and self.done % PROGRESS_EVERY == 0:
+                self.progress(self.done, self.total)
+        self.writer.end(split)
+        return skipped
+
+
+def export_left_out(session: Session, ds: Dataset, include_pending: bool = False) -> dict[str, int]:
+    """How many images no export takes, by reason: no split at all (though labelled), or
+    neither labels nor a status saying a person looked at them."""
+    no_split = sum(1 for _ in export_samples(session, ds, None, include_pending=include_pending))
+    labelled = select(Annotation.image_id).where(
+        Annotation.dataset_id == ds.id, Annotation.review.in_(reviews_for(include_pending))
+    )
+    stmt = select(func.count()).where(
+        Image.dataset_id == ds.id,
+        Image.split.is_not(None),
+        Image.status.not_in(EXPORTED_STATUSES),
+        Image.id.not_in(labelled),
+    )
+    return {"no_split": no_split, "unlabeled": int(session.scalar(stmt) or 0)}
+
+
+def check_dest(dest: Path, ds: Dataset, overwrite: bool) -> None:
+    """Refuse a DEST that is a file, a non-empty folder (unless `overwrite`), or a folder that
+    holds the dataset's own images (replacing it would delete them)."""
+    if dest.exists() and not dest.is_dir():
+        raise InvalidInputError(f"{dest} exists and is not a folder")
+    if not dest.is_dir() or not any(dest.iterdir()):
+        return
+    if not overwrite:
+        raise ConflictError(f"{dest} is not empty: pass --overwrite to replace it")
+    if ds.root and within(dest, ds.root) is not None:
+        raise InvalidInputError(
+            f"{dest} holds the images of dataset {ds.name!r} ({ds.root}): "
+            "choose another destination"
+        )
+
+
+@contextmanager
+def staging(dest: Path) -> Iterator[Path]:
+    """A hidden sibling folder to build in, renamed to `dest` when the block succeeds and
+    removed when it fails (an interrupted export never leaves a half-written `dest`)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    try:
+        yield tmp
+        _swap(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap(tmp: Path, dest: Path) -> None:
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; an export is an ordinary folder
+    if not dest.exists():
+        os.replace(tmp, dest)
+        return
+    old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
+    os.replace(dest, old)
+    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,78 @@
+"""`manifest.json`, written beside every export: which tool and version wrote it, from which
+dataset and history position, the classes, counts per split and class, and the SHA-256 of every
+label file, so a training run can cite exactly what it trained on. A pydantic model, so it has a
+JSON Schema and can be read back and checked."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, Field
+
+from annotator.annotation import Sample
+
+
+class SplitCounts(BaseModel):
+    """What one split of an export holds."""
+
+    images: int = 0
+    labels: int = Field(0, description="Labels written (boxes or image-level labels).")
+    negatives: int = Field(0, description="Images written with no label.")
+    classes: dict[str, int] = Field(default_factory=dict, description="Labels per class.")
+
+
+class Tally:
+    """Counts one split's samples cheaply; `counts()` makes the manifest's record."""
+
+    def __init__(self) -> None:
+        self.images = self.labels = self.negatives = 0
+        self.classes: Counter[str] = Counter()
+
+    def count(self, sample: Sample) -> None:
+        self.images += 1
+        self.labels += len(sample.labels)
+        self.negatives += not sample.labels
+        self.classes.update(label.class_name for label in sample.labels)
+
+    def counts(self, order: list[str]) -> SplitCounts:
+        classes = {name: self.classes[name] for name in order if self.classes[name]}
+        return SplitCounts(images=self.images, labels=self.labels, negatives=self.negatives,
+                           classes=classes)  # fmt: skip
+
+
+class Manifest(BaseModel):
+    """The record of one export."""
+
+    tool: str = "annotator"
+    version: str
+    format: str
+    dataset: str
+    task: str
+    classes: list[str] = Field(
+        description="Class names in the dataset's order (COCO ids 1..N, YOLO indices 0..N-1)."
+    )
+    history_position: int = Field(description="Newest history event id the export reflects.")
+    include_pending: bool
+    media: str
+    created_at: str
+    splits: dict[str, SplitCounts]
+    left_out: dict[str, int] = Field(
+        default_factory=dict, description="Images not exported, by reason."
+    )
+    files: dict[str, str] = Field(
+        default_factory=dict, description="SHA-256 of each label file, by relative path."
+    )
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+def write_manifest(dest: Path, manifest: Manifest) -> Path:
+    path = dest / "manifest.json"
+    path.write_bytes(orjson.dumps(manifest.model_dump(), option=orjson.OPT_INDENT_2))
+    return path
+
+
+def read_manifest(path: Path) -> Manifest:
+    return Manifest.model_validate_json(path.read_bytes())

@@ -1,0 +1,337 @@
+"""YOLO (Ultralytics detection layout): read `data.yaml` (or a loose `obj.names` folder) with
+`images/<split>/` and `labels/<split>/`, and write that layout with one `.txt` per image.
+
+Reading: split folders named by `data.yaml` are resolved inside the dataset folder only
+(Roboflow's `../train/images` is read as `train/images`; a missing folder falls back to the
+conventional `<split>/images` or `images/<split>` with a note). The label of an image is found
+the way Ultralytics finds it (the last `/images/` becomes `/labels/`, the suffix `.txt`). An empty
+`.txt` marks a negative; an image with no `.txt` stays unlabeled. Rows are validated; a bad row is
+reported by file and line. Writing: `class cx cy w h` clipped to [0, 1], 6 decimals; crowd
+regions are left out (Ultralytics drops them); `data.yaml` without `path`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from annotator.annotation import Box, Label, Sample, Split
+from annotator.errors import InvalidInputError, NotFoundError
+from annotator.formats.common import (
+    Incoming,
+    Parsed,
+    Problem,
+    norm,
+    split_from_name,
+    split_rank,
+    within,
+)
+from annotator.formats.records import YOLO_ROWS, YoloDataYaml, describe, validate_records
+from annotator.store.imagefile import walk_images
+
+YAML_NAMES = ("data.yaml", "dataset.yaml", "data.yml", "dataset.yml")
+NAME_FILES = ("obj.names", "classes.txt", "classes.names")
+SPLITS: tuple[Split, ...] = ("train", "val", "test")
+MIN_SIDE = 10  # Ultralytics drops images with a side under this
+_DATA_YAML = TypeAdapter(YoloDataYaml)
+
+
+def label_path(image: Path) -> Path:
+    """Where Ultralytics looks for an image's labels."""
+    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    return Path(sb.join(str(image).rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt")
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read(source: Path, images: Path | None = None) -> Parsed:
+    """Every image under the source's split folders, with its labels from the `.txt` files."""
+    source = norm(Path(source))
+    if not source.exists():
+        raise NotFoundError(f"{source}: no such file or folder")
+    root = source.parent if source.is_file() else source
+    parsed = Parsed(root=root, task_hint="detection")
+    config = source if source.is_file() else _first(root, YAML_NAMES)
+    if config is not None and config.suffix in (".yaml", ".yml"):
+        folders = _from_yaml(config, root, parsed)
+    else:
+        names = _names_file(config if config else _first(root, NAME_FILES), root)
+        if len(set(names)) != len(names):
+            raise InvalidInputError(f"{root}: class names must be unique")
+        parsed.add_classes(names)
+        folders = _loose_folders(root)
+    for split, folder in folders:
+        _read_folder(folder, split, parsed)
+    return parsed
+
+
+def _first(root: Path, names: tuple[str, ...]) -> Path | None:
+    return next((root / n for n in names if (root / n).is_file()), None)
+
+
+def _names_file(path: Path | None, root: Path) -> list[str]:
+    if path is None:
+        raise NotFoundError(
+            f"{root}: no class names found (data.yaml with names, or {', '.join(NAME_FILES)})"
+        )
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line.strip() for line in lines if line.strip()]
+
+
+def _from_yaml(path: Path, root: Path, parsed: Parsed) -> list[tuple[Split | None, Path]]:
+    config = _load_yaml(path, parsed)
+    if config is None:
+        return []
+    names = config.class_names()
+    if len(set(names)) != len(names) or not all(names):
+        raise InvalidInputError(f"{path}: names: class names must be unique and non-empty")
+    parsed.add_classes(names)
+    if config.nc is not None and config.nc != len(names):
+        parsed.notes.append(f"{path}: nc is {config.nc} but names lists {len(names)}: used names")
+    base = within(root, root / config.path) if config.path else root
+    if base is None:
+        parsed.notes.append(f"{path}: path {config.path!r} lies outside {root}: ignored")
+        base = root
+    folders: list[tuple[Split | None, Path]] = []
+    for split in SPLITS:
+        entries = getattr(config, split) or []
+        for entry in [entries] if isinstance(entries, str) else entries:
+            folder = _resolve(str(entry), split, base, root, path, parsed)
+            if folder is not None:
+                folders.append((split, folder))
+    return folders
+
+
+def _load_yaml(path: Path, parsed: Parsed) -> YoloDataYaml | None:
+    file = str(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        parsed.problems.append(Problem(file, where, f"malformed YAML: {exc}".splitlines()[0]))
+        return None
+    if not isinstance(data, dict):
+        parsed.problems.append(Problem(file, "top level", "expected a mapping with names"))
+        return None
+    try:
+        return _DATA_YAML.validate_python(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            parsed.problems.append(Problem(file, str(error["loc"][0]), describe(error)))
+    return None
+
+
+def _resolve(
+    entry: str, split: Split, base: Path, root: Path, yaml_path: Path, parsed: Parsed
+) -> Path | None:
+    """The split folder `entry` names, inside the dataset folder, with fallbacks."""
+    if entry.endswith(".txt"):
+        msg = "image lists (.txt) are not supported: name image folders"
+        parsed.problems.append(Problem(str(yaml_path), split, msg))
+        return None
+    literal = [base / entry, root / entry]
+    stripped = entry
+    while stripped.startswith("../"):
+        stripped = stripped[3:]
+    conventional = [root / split / "images", root / "images" / split]
+    if split == "val":
+        conventional += [root / "valid" / "images", root / "images" / "valid"]
+    for i, candidate in enumerate([*literal, root / stripped, *conventional]):
+        inside = within(root, candidate)
+        if inside is not None and inside.is_dir():
+            if i >= len(literal) + 1:
+                rel = inside.relative_to(root)
+                parsed.notes.append(f"{yaml_path}: {split}: {entry!r} not found; used {rel}")
+            return inside
+    parsed.problems.append(Problem(str(yaml_path), split, f"folder {entry!r} not found in {root}"))
+    return None
+
+
+def _loose_folders(root: Path) -> list[tuple[Split | None, Path]]:
+    images = root / "images"
+    if images.is_dir():
+        subdirs = sorted(p for p in images.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if subdirs:
+            named = [(split_from_name(p.name), p) for p in subdirs]
+            return sorted(named, key=lambda f: split_rank(f[0]))
+        return [(None, images)]
+    found: list[tuple[Split | None, Path]] = [
+        (s, root / s / "images") for s in SPLITS if (root / s / "images").is_dir()
+    ]
+    if (root / "valid" / "images").is_dir():
+        found.append(("val", root / "valid" / "images"))
+    if not found:
+        raise NotFoundError(f"{root}: no images/ folder (nor <split>/images)")
+    return found
+
+
+def _read_folder(folder: Path, split: Split | None, parsed: Parsed) -> None:
+    files, bad = walk_images(folder)
+    parsed.problems.extend(Problem(b.path, "", b.reason) for b in bad)
+    expected: set[Path] = set()
+    for image in files:
+        labels_at = label_path(image)
+        expected.add(labels_at)
+        parsed.items.append(_incoming(image, labels_at, split, parsed))
+    _report_orphans(folder, expected, parsed)
+
+
+def _incoming(image: Path, labels_at: Path, split: Split | None, parsed: Parsed) -> Incoming:
+    sample = Sample(path=str(image), split=split)
+    item = Incoming(sample, str(image), labelled=False, normalized=True, label_file=str(labels_at))
+    if labels_at.is_file():
+        item.labelled = True
+        sample.labels, item.label_where = parse_rows(labels_at, parsed)
+    return item
+
+
+def parse_rows(path: Path, parsed: Parsed) -> tuple[list[Label], list[str]]:
+    """The boxes of one label file (fractions of the image), with their line numbers."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        parsed.problems.append(Problem(file, "", f"unreadable label file: {exc}"))
+        return [], []
+    rows: list[dict[str, str]] = []
+    wheres: list[str] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 5:
+            _bad_columns(parts, file, lineno, parsed)
+            continue
+        rows.append(dict(zip(("class_id", "cx", "cy", "w", "h"), parts, strict=True)))
+        wheres.append(f"line {lineno}")
+    return _rows_to_labels(rows, wheres, file, parsed)
+
+
+def _bad_columns(parts: list[str], file: str, lineno: int, parsed: Parsed) -> None:
+    if len(parts) >= 7 and len(parts) % 2 == 1:
+        parsed.polygons += 1  # a segmentation row: class x1 y1 x2 y2 ...
+        return
+    reason = f"{len(parts)} columns, expected 5 (class cx cy w h)"
+    parsed.problems.append(Problem(file, f"line {lineno}", reason))
+
+
+def _rows_to_labels(
+    rows: list[dict[str, str]], wheres: list[str], file: str, parsed: Parsed
+) -> tuple[list[Label], list[str]]:
+    valid, positions, problems = validate_records(YOLO_ROWS, rows, file, "row", wheres)
+    parsed.problems.extend(problems)
+    labels: list[Label] = []
+    kept: list[str] = []
+    names = parsed.classes
+    for row, index in zip(valid, positions, strict=True):
+        if row.class_id >= len(names):
+            reason = f"class id {row.class_id} is beyond names ({len(names)} classes)"
+            parsed.problems.append(Problem(file, wheres[index], reason))
+            continue
+        box = Box(row.cx - row.w / 2, row.cy - row.h / 2, row.w, row.h)
+        labels.append(Label(names[row.class_id], box))
+        kept.append(wheres[index])
+    return labels, kept
+
+
+def _report_orphans(folder: Path, expected: set[Path], parsed: Parsed) -> None:
+    labels_dir = label_path(folder / "x").parent
+    if labels_dir == folder or not labels_dir.is_dir():
+        return
+    for txt in sorted(labels_dir.rglob("*.txt")):
+        if txt not in expected:
+            parsed.problems.append(Problem(str(txt), "", "no image for this label file"))
+
+
+# ---------------------------------------------------------------- writing
+
+
+def yolo_row(box: Box, width: int, height: int) -> tuple[float, float, float, float]:
+    """cx, cy, w, h as fractions of the image, clipped to [0, 1]."""
+    if box.x >= 0 and box.y >= 0 and box.x + box.w <= width and box.y + box.h <= height:
+        return (
+            (box.x + box.w / 2) / width,
+            (box.y + box.h / 2) / height,
+            box.w / width,
+            (box.h / height),
+        )
+    x0 = min(max(box.x / width, 0.0), 1.0)
+    y0 = min(max(box.y / height, 0.0), 1.0)
+    x1 = min(max((box.x + box.w) / width, 0.0), 1.0)
+    y1 = min(max((box.y + box.h) / height, 0.0), 1.0)
+    return (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
+
+
+def write_small(path: str, data: bytes) -> None:
+    """Write a small file with bare system calls (10,000 label files: no file objects)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+class YoloWriter:
+    """`images/<split>/`, `labels/<split>/<stem>.txt` (empty for negatives) and `data.yaml`."""
+
+    def __init__(self, dest: Path, classes: list[str]) -> None:
+        self.dest, self.classes = dest, classes
+        self.index = {name: i for i, name in enumerate(classes)}
+        self.files: dict[str, str] = {}
+        self.warnings: list[str] = []
+        self.extra: dict[str, Any] = {}
+        self.crowd = self.small = 0
+
+    def begin(self, split: str) -> None:
+        (self.dest / "images" / split).mkdir(parents=True, exist_ok=True)
+        (self.dest / "labels" / split).mkdir(parents=True, exist_ok=True)
+
+    def image_path(self, split: str, sample: Sample, name: str) -> str | None:
+        return os.path.join(self.dest, "images", split, name)
+
+    def add(self, split: str, sample: Sample, name: str) -> None:
+        width, height = sample.width or 1, sample.height or 1
+        lines = []
+        for label in sample.labels:
+            if label.box is None or label.iscrowd:
+                self.crowd += label.iscrowd
+                continue
+            cx, cy, w, h = yolo_row(label.box, width, height)
+            lines.append(f"{self.index[label.class_name]} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n")
+        data = "".join(lines).encode()
+        relative = f"labels/{split}/{os.path.splitext(name)[0]}.txt"
+        write_small(os.path.join(self.dest, relative), data)
+        self.files[relative] = hashlib.sha256(data).hexdigest()
+        self.small += min(width, height) < MIN_SIDE
+
+    def end(self, split: str) -> None:
+        return None
+
+    def close(self, splits: list[str]) -> dict[str, str]:
+        config: dict[str, Any] = {s: f"images/{s}" for s in splits}
+        config["names"] = dict(enumerate(self.classes))
+        data = yaml.safe_dump(config, allow_unicode=True, sort_keys=False).encode()
+        (self.dest / "data.yaml").write_bytes(data)
+        self._warn(splits)
+        self.extra["crowd_left_out"] = self.crowd
+        return {"data.yaml": hashlib.sha256(data).hexdigest(), **self.files}
+
+    def _warn(self, splits: list[str]) -> None:
+        if self.crowd:
+            self.warnings.append(f"{self.crowd} crowd regions left out (YOLO has no crowd flag)")
+        if self.small:
+            self.warnings.append(
+                f"{self.small} images have a side under {MIN_SIDE} px: Ultralytics skips them"
+            )
+        if "train" not in splits or "val" not in splits:
+            self.warnings.append(
+                "Ultralytics needs both a train and a val split: run annotator split"
+            )

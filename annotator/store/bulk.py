@@ -1,0 +1,500 @@
+"""Bulk import and export of samples: the fast path the format importers and exporters use.
+
+Import hashes and probes every image in a thread pool (overlapped with the database work),
+drops files that are bad or already stored (by SHA-256), fits the labels to the displayed image
+(boxes slightly outside are clipped, the rest refused with a reason) and writes images,
+annotations and one history 'create' event per annotation with executemany, one transaction per
+batch: a kill leaves whole batches, and a re-run skips what is stored, labels included.
+
+Export streams the samples of a split in chunks (bounded memory at any size): human and accepted
+labels, pending ones on request. Depends on the store only; no format knows the ORM."""
+
+from __future__ import annotations
+
+import gc
+import os
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import DateTime, Table, bindparam, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from annotator.annotation import Box, Label, Sample
+from annotator.store.datasets import current_user
+from annotator.store.history import ANNOTATION_FIELDS
+from annotator.store.imagefile import BadImage, ImageInfo, probe
+from annotator.store.images import stored_path
+from annotator.store.models import Annotation, Dataset, HistoryEvent, Image, ModelRun, utcnow
+
+BATCH = 2000
+ProgressFn = Callable[[int, int], None]
+EXPORTED_STATUSES = ("labeled", "reviewed")  # images kept as negatives when they hold no label
+SWAPPED = frozenset({5, 6, 7, 8})
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A record that could not be imported: the file, where in it, and why."""
+
+    file: str
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return ": ".join(p for p in (self.file, self.where, self.reason) if p)
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One image to import with its labels, and where each came from (for messages).
+
+    `sample.path` is the image file. Boxes are pixels of the displayed image, or fractions of
+    it when `normalized` (YOLO), scaled once the image's size is known. `declared` is the size
+    the label file states, checked against the file. An image a label source lists (`labelled`)
+    with no labels at all is a known negative; one no source labels stays unlabeled."""
+
+    sample: Sample
+    file: str
+    where: str = ""
+    labelled: bool = True
+    normalized: bool = False
+    declared: tuple[int, int] | None = None
+    label_file: str | None = None
+    label_where: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BulkReport:
+    """What an import did: counts, and the problems by file and record."""
+
+    images: int = 0
+    labels: int = 0
+    crowd: int = 0
+    negatives: int = 0
+    clipped: int = 0
+    existing: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a bulk job creates ~10^5 objects that all stay
+    alive (it would rescan them over and over: a 2x slowdown); our objects hold no cycles."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def bulk_author(kind: str = "import", user: str | None = None) -> str:
+    """The history author of a bulk change ("tester (import)"): kept apart from the user's own
+    labelling actions, so the label app's undo never reverses a whole import or split."""
+    return f"{user or current_user()} ({kind})"
+
+
+def now_param(conn: Connection) -> Any:
+    """The current time as the driver takes it for a timestamp column (what SQLAlchemy sends)."""
+    processor = DateTime(timezone=True).dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return processor(utcnow()) if processor else utcnow()
+
+
+def import_samples(
+    session: Session,
+    ds: Dataset,
+    items: Sequence[Incoming],
+    *,
+    progress: ProgressFn | None = None,
+    workers: int = 2,
+    batch: int | None = None,
+) -> BulkReport:
+    """Import `items` into `ds` (whose classes must include every label's class name);
+    commits after each batch of `batch` (default BATCH) images."""
+    writer = _Writer(session, ds)
+    report = BulkReport()
+    batch = batch or BATCH
+    done = 0
+    if progress:
+        progress(0, len(items))
+    with gc_paused():
+        for chunk, infos in _probed(items, workers, batch):
+            rows = [_accept(writer, it, inf, report) for it, inf in zip(chunk, infos, strict=True)]
+            writer.write([r for r in rows if r is not None], report)
+            done += len(chunk)
+            if progress:
+                progress(done, len(items))
+    return report
+
+
+def _probed(
+    items: Sequence[Incoming], workers: int, batch: int
+) -> Iterator[tuple[Sequence[Incoming], list[ImageInfo | BadImage]]]:
+    """Batches of items with their probe results; the next batch is probed while the caller
+    writes the current one."""
+
+    chunks = [items[i : i + batch] for i in range(0, len(items), batch)]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending: deque[list[Future[ImageInfo | BadImage]]] = deque()
+        for index, chunk in enumerate(chunks):
+            while len(pending) < 2 and index + len(pending) < len(chunks):
+                pending.append([pool.submit(_probe, it) for it in chunks[index + len(pending)]])
+            futures = pending.popleft()
+            yield chunk, [f.result() for f in futures]
+
+
+def _probe(item: Incoming) -> ImageInfo | BadImage:
+    try:
+        return probe(Path(item.sample.path))
+    except BadImage as bad:
+        return bad
+
+
+Row = tuple["Incoming", ImageInfo, list[Label], str]
+
+
+def _accept(
+    writer: _Writer, item: Incoming, info: ImageInfo | BadImage, report: BulkReport
+) -> Row | None:
+    """The item with its fitted labels and stored path, or None when it cannot (or need not)
+    enter the store."""
+    if not isinstance(info, BadImage) and info.sha256 in writer.stored:
+        report.existing += 1
+        return None
+    path = "" if isinstance(info, BadImage) else writer.stored_path(item.sample.path)
+    refused = _refusal(writer, item, info, path)
+    if refused:
+        report.problems.append(Problem(item.file, item.where, refused))
+        return None
+    assert isinstance(info, ImageInfo)
+    writer.seen[info.sha256] = item.sample.path
+    writer.paths.add(path)
+    return item, info, fit_labels(item, info.width, info.height, report), path
+
+
+def _refusal(writer: _Writer, item: Incoming, info: ImageInfo | BadImage, path: str) -> str | None:
+    if isinstance(info, BadImage):
+        return info.reason if info.path == item.file else f"image {info.path}: {info.reason}"
+    first = writer.seen.get(info.sha256)
+    if first is not None:
+        return f"same image as {first} (identical bytes): skipped"
+    if path in writer.paths:
+        return f"a different image is already stored as {path} in this dataset"
+    return _size_problem(item.declared, info)
+
+
+def _size_problem(declared: tuple[int, int] | None, info: ImageInfo) -> str | None:
+    if declared is None or declared == (info.width, info.height):
+        return None
+    if info.orientation in SWAPPED and declared == (info.height, info.width):
+        return (
+            f"size {declared[0]}x{declared[1]} is the stored size, but the image displays as "
+            f"{info.width}x{info.height} (EXIF orientation {info.orientation}): "
+            "labels must be given for the displayed image"
+        )
+    return (
+        f"size {declared[0]}x{declared[1]} in the label file differs from the image's "
+        f"{info.width}x{info.height}"
+    )
+
+
+def fit_labels(item: Incoming, width: int, height: int, report: BulkReport) -> list[Label]:
+    """The labels that fit a width x height image: normalised boxes scaled to pixels, boxes
+    overshooting by up to max(1 px, 1% of the side) clipped, the rest refused."""
+    kept: list[Label] = []
+    wheres = item.label_where
+    if len(wheres) != len(item.sample.labels):
+        wheres = [item.where] * len(item.sample.labels)
+    for label, where in zip(item.sample.labels, wheres, strict=True):
+        box = label.box
+        if box is None:
+            kept.append(label)
+            continue
+        if item.normalized:
+            box = Box(box.x * width, box.y * height, box.w * width, box.h * height)
+        if (
+            box.w > 0
+            and box.h > 0
+            and box.x >= 0
+            and box.y >= 0
+            and (box.x + box.w <= width and box.y + box.h <= height)
+        ):
+            fitted: Box | None = box  # the common case: inside, nothing to check further
+        else:
+            fitted, reason = fit_box(box, width, height)
+            if fitted is None:
+                report.problems.append(Problem(item.label_file or item.file, where, reason))
+                continue
+            report.clipped += 1
+        label.box = fitted
+        kept.append(label)
+    return kept
+
+
+def fit_box(box: Box, width: int, height: int) -> tuple[Box | None, str]:
+    """The box clipped to the image, or None with the reason it cannot be stored."""
+    shown = f"[{box.x:g}, {box.y:g}, {box.w:g}, {box.h:g}]"
+    if not box.w > 0 or not box.h > 0:
+        return None, f"box {shown} has zero or negative size"
+    tol_x, tol_y = max(1.0, 0.01 * width), max(1.0, 0.01 * height)
+    if (
+        box.x < -tol_x
+        or box.y < -tol_y
+        or box.x + box.w > width + tol_x
+        or (box.y + box.h > height + tol_y)
+    ):
+        return None, f"box {shown} lies outside the {width}x{height} image"
+    fitted = box.clipped(width, height)
+    if fitted.w <= 0 or fitted.h <= 0:
+        return None, f"box {shown} has no area inside the {width}x{height} image"
+    return fitted, ""
+
+
+class _Writer:
+    """Writes whole batches (images, annotations, history) in one transaction each."""
+
+    def __init__(self, session: Session, ds: Dataset) -> None:
+        self.session, self.ds = session, ds
+        self.class_ids = {c.name: c.id for c in ds.classes}
+        self.author, self.history_author = current_user(), bulk_author()
+        self.stored = set(session.scalars(select(Image.sha256).where(Image.dataset_id == ds.id)))
+        self.paths = set(session.scalars(select(Image.path).where(Image.dataset_id == ds.id)))
+        self.seen: dict[str, str] = {}
+        self.root = ds.root.rstrip("/") + "/" if ds.root else None
+
+    def stored_path(self, path: str) -> str:
+        """`images.stored_path`, by string operations for absolute normalised paths."""
+        if path != os.path.normpath(path) or not os.path.isabs(path):
+            return stored_path(self.ds, Path(path))
+        if self.root and path.startswith(self.root):
+            return path[len(self.root) :]
+        return path
+
+    def write(self, rows: list[Row], report: BulkReport) -> None:
+        if not rows:
+            return
+        conn = self.session.connection()
+        now = now_param(conn)
+        image_ids = self._images(conn, rows, now, report)
+        head = (self.ds.id, self.ds.task)
+        tail = ("human", None, None, "accepted", None, self.author, now, now, 1)
+        ids = self.class_ids
+        anns = [
+            (*head, image_id, ids[lb.class_name], *_geometry(lb.box), bool(lb.iscrowd), *tail)
+            for image_id, (_, _, labels, _) in zip(image_ids, rows, strict=True)
+            for lb in labels
+        ]
+        ann_ids = self._annotations(conn, anns, image_ids)
+        self._history(conn, anns, ann_ids, now)
+        self.session.commit()
+        self.stored.update(info.sha256 for _, info, _, _ in rows)
+        report.images += len(rows)
+        report.labels += len(anns)
+        report.crowd += sum(1 for a in anns if a[9])
+
+    def _images(self, conn: Connection, rows: list[Row], now: Any, report: BulkReport) -> list[int]:
+        values = []
+        for item, info, labels, path in rows:
+            negative = item.labelled and not item.sample.labels
+            report.negatives += negative
+            status = "labeled" if labels or negative else "unlabeled"
+            size = (info.width, info.height, info.orientation, info.size_bytes)
+            split = item.sample.split
+            values.append((self.ds.id, path, info.sha256, *size, split, status, 1, now, now))
+        executemany(conn, Image.__table__, IMAGE_COLUMNS, values)  # type: ignore[arg-type]
+        ids: dict[str, int] = {}
+        shas = [info.sha256 for _, info, _, _ in rows]
+        for start in range(0, len(shas), 500):
+            part = shas[start : start + 500]
+            stmt = select(Image.sha256, Image.id).where(
+                Image.dataset_id == self.ds.id, Image.sha256.in_(part)
+            )
+            ids.update(fetch_all(conn, stmt))
+        return [ids[sha] for sha in shas]
+
+    def _annotations(
+        self, conn: Connection, anns: list[tuple[Any, ...]], image_ids: list[int]
+    ) -> list[int]:
+        if not anns:
+            return []
+        executemany(conn, Annotation.__table__, ANN_COLUMNS, anns)  # type: ignore[arg-type]
+        ids: list[int] = []
+        for start in range(0, len(image_ids), 500):
+            stmt = select(Annotation.id).where(
+                Annotation.image_id.in_(image_ids[start : start + 500])
+            )
+            ids.extend(row[0] for row in fetch_all(conn, stmt))
+        return sorted(ids)  # insertion order: ids ascend within the batch's transaction
+
+    def _history(
+        self, conn: Connection, anns: list[tuple[Any, ...]], ids: list[int], now: Any
+    ) -> None:
+        group, author, ds_id = uuid.uuid4().hex, self.history_author, self.ds.id
+        rows = [
+            (ds_id, ann[2], ann_id, "create", _snapshot_json(ann_id, ann), author, now, group, "do")
+            for ann, ann_id in zip(anns, ids, strict=True)
+        ]
+        executemany(conn, HistoryEvent.__table__, HISTORY_COLUMNS, rows)  # type: ignore[arg-type]
+
+
+def _snapshot_json(ann_id: int, row: tuple[Any, ...]) -> str:
+    """`history.snapshot` of a freshly inserted row, as JSON text."""
+    values = (ann_id, *row[:16], row[18])
+    return orjson.dumps(dict(zip(ANNOTATION_FIELDS, values, strict=True))).decode()
+
+
+def _geometry(box: Box | None) -> tuple[Any, ...]:
+    return ("label", None, None, None, None) if box is None else ("box", box.x, box.y, box.w, box.h)
+
+
+IMAGE_COLUMNS = (
+    "dataset_id", "path", "sha256", "width", "height", "orientation", "size_bytes", "split",
+    "status", "revision", "added_at", "updated_at",
+)  # fmt: skip
+# the table's order (so rows go to the driver as they are); the first 16 follow
+# ANNOTATION_FIELDS after its id, and revision closes both
+ANN_COLUMNS = (
+    "dataset_id", "task", "image_id", "class_id", "kind", "x", "y", "w", "h", "iscrowd",
+    "source", "run_id", "score", "review", "note", "author", "created_at", "updated_at",
+    "revision",
+)  # fmt: skip
+HISTORY_COLUMNS = (
+    "dataset_id", "image_id", "annotation_id", "action", "after", "author", "created_at",
+    "group_id", "group_kind",
+)  # fmt: skip
+
+
+def executemany(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """A core INSERT compiled once for this dialect and run through the driver's executemany
+    with plain tuples (no per-row processing: values must already be what the driver takes;
+    JSON columns as text, booleans as bool)."""
+    if not rows:
+        return
+    sql, order = _compiled_insert(conn.dialect, table, columns)
+    params: list[Any] = rows
+    if order is None:
+        params = [dict(zip(columns, row, strict=True)) for row in rows]
+    elif order != list(range(len(columns))):
+        params = [tuple(row[i] for i in order) for row in rows]
+    conn.exec_driver_sql(sql, params)
+
+
+@lru_cache(maxsize=64)
+def _compiled_insert(dialect: Any, table: Table, columns: tuple[str, ...]) -> tuple[str, Any]:
+    """The INSERT's SQL and, for positional paramstyles, which column each placeholder takes."""
+    compiled = (
+        insert(table).values({name: bindparam(name) for name in columns}).compile(dialect=dialect)
+    )
+    if not compiled.positional:
+        return str(compiled), None
+    return str(compiled), [columns.index(name) for name in compiled.positiontup or ()]
+
+
+def fetch_all(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
+    """All rows of a core SELECT as the driver's plain tuples (no per-row result processing:
+    columns must need none, as ints, floats and text do)."""
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    args: Any = params
+    if compiled.positional:
+        args = tuple(params[name] for name in compiled.positiontup or ())
+    cursor = conn.exec_driver_sql(str(compiled), args).cursor
+    assert cursor is not None
+    return list(cursor.fetchall())
+
+
+# ---------------------------------------------------------------- export
+
+
+def export_samples(
+    session: Session,
+    ds: Dataset,
+    split: str | None,
+    *,
+    include_pending: bool = False,
+    chunk: int = 2000,
+) -> Iterator[Sample]:
+    """The images of `split` (None: those without a split) that go into an export, in id
+    order, with their human and accepted labels (and pending ones when `include_pending`).
+    An image with no such label goes out as a negative only when its status says a person
+    looked at it (labeled or reviewed). `Sample.path` is the absolute file."""
+    names = {c.id: c.name for c in ds.classes}
+    models = dict(
+        session.execute(select(ModelRun.id, ModelRun.model).where(ModelRun.dataset_id == ds.id))
+        .tuples()
+        .all()
+    )
+    reviews = reviews_for(include_pending)
+    root = ds.root.rstrip("/") if ds.root else None  # resolve_path, by string operations
+    for images in _image_chunks(session, ds, split, chunk):
+        labels = _labels_of(session, [row[0] for row in images], reviews, names, models)
+        for image_id, path, width, height, split_, sha, orientation, status in images:
+            found = labels.get(image_id, [])
+            if found or status in EXPORTED_STATUSES:
+                full = path if root is None or path.startswith("/") else f"{root}/{path}"
+                yield Sample(full, width, height, found, split_, image_id, sha, orientation)
+
+
+def reviews_for(include_pending: bool) -> tuple[str, ...]:
+    return ("accepted", "pending") if include_pending else ("accepted",)
+
+
+def _image_chunks(
+    session: Session, ds: Dataset, split: str | None, chunk: int
+) -> Iterator[list[Any]]:
+    last = 0
+    where = Image.split.is_(None) if split is None else Image.split == split
+    t = Image.__table__.c
+    cols = (t.id, t.path, t.width, t.height, t.split, t.sha256, t.orientation, t.status)
+    while True:
+        stmt = (
+            select(*cols)
+            .where(Image.dataset_id == ds.id, where, Image.id > last)
+            .order_by(Image.id)
+            .limit(chunk)
+        )
+        images = fetch_all(session.connection(), stmt)
+        if not images:
+            return
+        yield images
+        last = images[-1][0]
+
+
+def _labels_of(
+    session: Session,
+    image_ids: list[int],
+    reviews: tuple[str, ...],
+    names: dict[int, str],
+    models: dict[int, str],
+) -> dict[int, list[Label]]:
+    t = Annotation.__table__.c
+    stmt = (
+        select(t.id, t.image_id, t.class_id, t.x, t.y, t.w, t.h, t.iscrowd, t.run_id, t.score,
+               t.review)
+        .where(t.image_id.in_(image_ids), t.review.in_(reviews))
+        .order_by(t.image_id, t.id)
+    )  # fmt: skip
+    out: dict[int, list[Label]] = {}
+    rows = fetch_all(session.connection(), stmt)
+    for aid, image_id, cid, x, y, w, h, crowd, run, score, review in rows:
+        box = None if x is None else Box(x, y, w, h)
+        source = "human" if run is None else models.get(run, "model")
+        label = Label(names[cid], box, score, source, review, bool(crowd), aid)
+        found = out.get(image_id)
+        if found is None:
+            out[image_id] = [label]
+        else:
+            found.append(label)
+    return out
