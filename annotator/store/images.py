@@ -113,6 +113,8 @@ def _probed_batches(files: list[Path], workers: int) -> Iterator[list[ImageInfo 
             return probe(path)
         except BadImage as bad:
             return bad
+        except Exception as exc:  # an image library failing in a way of its own
+            return BadImage(path, f"cannot read image ({type(exc).__name__}: {exc})")
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(files), BATCH):

@@ -152,7 +152,12 @@ def test_fiftyone_importers(shared_sample_store: Store, exports: dict[str, Path]
 
 @pytest.fixture
 def ultralytics_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Ultralytics keeps its settings under YOLO_CONFIG_DIR: a temporary folder, offline."""
+    """Ultralytics keeps its settings under YOLO_CONFIG_DIR: a temporary folder, offline. Its
+    import replaces PIL's `Image.open` process-wide; the original is put back afterwards so
+    later tests in this worker see Pillow's own behaviour."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "open", Image.open)
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "yolo-config"))
     monkeypatch.setenv("YOLO_OFFLINE", "1")
     yield tmp_path
