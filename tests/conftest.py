@@ -47,6 +47,11 @@ os.environ.pop("ANNOTATOR_DB", None)
 os.environ["ANNOTATOR_USER"] = "tester"
 os.environ.setdefault("ANNOTATOR_CONFIG", str(Path(_FO_DIR) / "no-config.toml"))
 
+PG_BASE_URL = os.environ.get("ANNOTATOR_TEST_PG_URL")
+needs_postgres = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not PG_BASE_URL, reason="no PostgreSQL server (make test starts one)"),
+]
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = REPO / "sample_data"
 PEER_DATA = REPO.parent / "shared" / "testdata" / "peer"
@@ -108,3 +113,22 @@ def run_cli(db_url: str) -> Callable[..., object]:
         return runner.invoke(cli, ["--db", db_url, *args], input=input, catch_exceptions=False)
 
     return run
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (mark the module `needs_postgres`)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    assert PG_BASE_URL
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(PG_BASE_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -4,40 +4,26 @@ SQLite. Runs against the server `make test` starts (ANNOTATOR_TEST_PG_URL)."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from annotator.formats.exporting import export_dataset
 from annotator.store.db import Store, open_store
+from tests.conftest import needs_postgres
 from tests.formats.conftest import import_samples_into, store_labels
 
-BASE_URL = os.environ.get("ANNOTATOR_TEST_PG_URL")
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(not BASE_URL, reason="no PostgreSQL server (make test starts one)"),
-]
+pytestmark = needs_postgres
 
 
 @pytest.fixture
-def pg_store() -> Iterator[Store]:
-    assert BASE_URL
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(BASE_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    store = open_store(make_url(BASE_URL).set(database=name).render_as_string(False))
+def pg_store(pg_url: str) -> Iterator[Store]:
+    store = open_store(pg_url)
     yield store
     store.close()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def _exports(store: Store, dest: Path) -> dict[str, bytes]:

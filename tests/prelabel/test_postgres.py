@@ -3,14 +3,10 @@ server `make test` starts (ANNOTATOR_TEST_PG_URL); the test gets its own databas
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from annotator.annotation import Box
 from annotator.prelabel.evaluate import evaluate
@@ -20,26 +16,9 @@ from annotator.store.datasets import create_dataset
 from annotator.store.db import open_store
 from annotator.store.images import add_images
 from annotator.store.models import Annotation, Image, RunImage
-from tests.conftest import write_jpeg
+from tests.conftest import needs_postgres, write_jpeg
 
-BASE_URL = os.environ.get("ANNOTATOR_TEST_PG_URL")
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(not BASE_URL, reason="no PostgreSQL server (make test starts one)"),
-]
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    assert BASE_URL
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(BASE_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(BASE_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+pytestmark = needs_postgres
 
 
 def test_prelabel_replace_and_evaluate_on_postgres(pg_url: str, tmp_path: Path) -> None:
