@@ -1,0 +1,315 @@
+"""The labelling queue: which images of a dataset are to be shown, in which order, and where one
+stands in it. A queue is a filter (unlabeled, needs review = images with pending prelabels, one
+class, all) and an order (file path, time added, model uncertainty with the least confident
+first and images without a score last). Every move is a keyset query on an index (the next key
+after the current one, LIMIT 1): showing an image never scans the dataset. Also reads what the
+labelling screen shows of one image. Read-only; depends only on the store's models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, and_, exists, func, select, true, tuple_
+from sqlalchemy.orm import Session
+
+from annotator.annotation import Box, Label, Sample, Split
+from annotator.errors import InvalidInputError, NotFoundError
+from annotator.store.datasets import get_dataset
+from annotator.store.images import resolve_path
+from annotator.store.models import Annotation, Dataset, Image, LabelClass, ModelRun
+
+FILTERS = ("unlabeled", "review", "class", "all")
+ORDERS = ("path", "added", "uncertainty")
+FILTER_NAMES = {"unlabeled": "unlabeled", "review": "needs review", "class": "class",
+                "all": "all images"}  # fmt: skip
+ORDER_NAMES = {"path": "by file", "added": "by time added", "uncertainty": "least confident"}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """Which images, in which order. `class_id` is required by (and only used by) "class"."""
+
+    filter: str = "unlabeled"
+    order: str = "path"
+    class_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.filter not in FILTERS:
+            raise InvalidInputError(f"unknown queue {self.filter!r}: choose {', '.join(FILTERS)}")
+        if self.order not in ORDERS:
+            raise InvalidInputError(f"unknown order {self.order!r}: choose {', '.join(ORDERS)}")
+        if (self.filter == "class") != (self.class_id is not None):
+            raise InvalidInputError("a class queue needs a class (and only a class queue has one)")
+
+    def describe(self, class_name: str | None = None) -> str:
+        what = f"class {class_name}" if self.filter == "class" else FILTER_NAMES[self.filter]
+        return f"{what} · {ORDER_NAMES[self.order]}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClassInfo:
+    id: int
+    name: str
+    position: int
+    color: str
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetInfo:
+    """What the labelling screen keeps of a dataset: plain values, safe across threads."""
+
+    id: int
+    name: str
+    task: str
+    root: str | None
+    classes: tuple[ClassInfo, ...]
+
+    def class_by_name(self, name: str) -> ClassInfo | None:
+        return next((c for c in self.classes if c.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageView:
+    """One image as the labelling screen shows it: the sample (labels with the store's ids,
+    boxes in displayed pixels), where its file is, its status and the revision edits cite."""
+
+    sample: Sample
+    file: Path
+    status: str
+    revision: int
+    uncertainty: float | None
+    labels: tuple[Label, ...] = field(default=())
+
+    @property
+    def id(self) -> int:
+        assert self.sample.id is not None
+        return self.sample.id
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """A run of the order: rows matching `where`, sorted by `keys` (all ascending or all
+    descending), so that a keyset comparison on `keys` walks an index."""
+
+    where: ColumnElement[bool]
+    keys: tuple[Any, ...]
+    descending: bool = False
+
+
+def _segments(order: str) -> tuple[_Segment, ...]:
+    if order == "path":
+        return (_Segment(true(), (Image.path,)),)
+    if order == "added":  # ids grow as images are added: the insertion order
+        return (_Segment(true(), (Image.id,)),)
+    return (
+        _Segment(Image.uncertainty.is_not(None), (Image.uncertainty, Image.id), descending=True),
+        _Segment(Image.uncertainty.is_(None), (Image.id,)),
+    )
+
+
+def _filter(dataset_id: int, spec: QueueSpec, walking: bool = False) -> ColumnElement[bool]:
+    """The queue's rows. `walking`: for a keyset walk in time-added order, keep SQLite on the
+    primary key (rowid range) rather than on an index by dataset that would sort every row."""
+    base = Image.dataset_id == dataset_id
+    if walking and spec.order == "added" and spec.filter != "unlabeled":
+        base = (Image.dataset_id + 0) == dataset_id  # not indexable: walk the rowid instead
+    if spec.filter == "unlabeled":
+        return and_(base, Image.status == "unlabeled")
+    if spec.filter == "review":
+        pending = exists().where(Annotation.image_id == Image.id, Annotation.review == "pending")
+        return and_(base, pending)
+    if spec.filter == "class":
+        has = exists().where(
+            Annotation.image_id == Image.id,
+            Annotation.class_id == spec.class_id,
+            Annotation.review != "rejected",
+        )
+        return and_(base, has)
+    return base
+
+
+def _key(seg: _Segment, row: Image) -> tuple[Any, ...]:
+    return tuple(getattr(row, col.key) for col in seg.keys)
+
+
+def _cmp(seg: _Segment, row: Image, after: bool) -> ColumnElement[bool]:
+    """Rows of `seg` strictly after (or before) `row` in the queue's direction."""
+    left = seg.keys[0] if len(seg.keys) == 1 else tuple_(*seg.keys)
+    right = _key(seg, row)
+    value = right[0] if len(right) == 1 else tuple_(*right)
+    forward = after != seg.descending
+    return left > value if forward else left < value
+
+
+def _ordered(seg: _Segment, forward: bool) -> list[Any]:
+    asc = forward != seg.descending
+    return [col.asc() if asc else col.desc() for col in seg.keys]
+
+
+def _first_in(
+    session: Session, cond: ColumnElement[bool], seg: _Segment, forward: bool
+) -> int | None:
+    stmt = select(Image.id).where(cond, seg.where).order_by(*_ordered(seg, forward)).limit(1)
+    return session.scalar(stmt)
+
+
+def _segment_of(segs: tuple[_Segment, ...], row: Image) -> int:
+    if len(segs) == 1:
+        return 0
+    return 0 if row.uncertainty is not None else 1
+
+
+def _image(session: Session, image_id: int) -> Image:
+    row = session.get(Image, image_id)
+    if row is None:
+        raise NotFoundError(f"image {image_id} does not exist (deleted?)")
+    return row
+
+
+def first(session: Session, dataset_id: int, spec: QueueSpec) -> int | None:
+    """The id of the queue's first image (None when the queue is empty)."""
+    cond = _filter(dataset_id, spec, walking=True)
+    for seg in _segments(spec.order):
+        found = _first_in(session, cond, seg, forward=True)
+        if found is not None:
+            return found
+    return None
+
+
+def last(session: Session, dataset_id: int, spec: QueueSpec) -> int | None:
+    cond = _filter(dataset_id, spec, walking=True)
+    for seg in reversed(_segments(spec.order)):
+        found = _first_in(session, cond, seg, forward=False)
+        if found is not None:
+            return found
+    return None
+
+
+def step(session: Session, spec: QueueSpec, image_id: int, forward: bool = True) -> int | None:
+    """The id of the queue's image after (or before) `image_id`, which need not be in the
+    queue itself (an image just labelled leaves the unlabeled queue). None at the end."""
+    row = _image(session, image_id)
+    cond = _filter(row.dataset_id, spec, walking=True)
+    segs = _segments(spec.order)
+    here = _segment_of(segs, row)
+    found = _first_in(session, and_(cond, _cmp(segs[here], row, forward)), segs[here], forward)
+    if found is not None:
+        return found
+    others = segs[here + 1 :] if forward else tuple(reversed(segs[:here]))
+    for seg in others:
+        found = _first_in(session, cond, seg, forward)
+        if found is not None:
+            return found
+    return None
+
+
+def next_unlabeled(session: Session, spec: QueueSpec, image_id: int) -> int | None:
+    """The next unlabeled image in the queue's order, whatever its filter; wraps around."""
+    unlabeled = replace(spec, filter="unlabeled", class_id=None)
+    found = step(session, unlabeled, image_id)
+    if found is None:
+        found = first(session, _image(session, image_id).dataset_id, unlabeled)
+    return found if found != image_id else None
+
+
+def _count(session: Session, cond: ColumnElement[bool]) -> int:
+    return int(session.scalar(select(func.count()).select_from(Image).where(cond)) or 0)
+
+
+def total(session: Session, dataset_id: int, spec: QueueSpec) -> int:
+    """How many images the queue holds."""
+    return _count(session, _filter(dataset_id, spec))
+
+
+def position(session: Session, spec: QueueSpec, image_id: int) -> int:
+    """1-based rank the image has (or would have) in the queue: 1 + the images before it."""
+    row = _image(session, image_id)
+    cond = _filter(row.dataset_id, spec)
+    segs = _segments(spec.order)
+    here = _segment_of(segs, row)
+    before = sum(_count(session, and_(cond, seg.where)) for seg in segs[:here])
+    seg = segs[here]
+    return before + _count(session, and_(cond, seg.where, _cmp(seg, row, after=False))) + 1
+
+
+def at_position(session: Session, dataset_id: int, spec: QueueSpec, rank: int) -> int | None:
+    """The id of the image at 1-based `rank` (None when out of range)."""
+    if rank < 1:
+        return None
+    walk, cond = _filter(dataset_id, spec, walking=True), _filter(dataset_id, spec)
+    for seg in _segments(spec.order):
+        stmt = select(Image.id).where(walk, seg.where).order_by(*_ordered(seg, True))
+        found = session.scalar(stmt.offset(rank - 1).limit(1))
+        if found is not None:
+            return found
+        rank -= _count(session, and_(cond, seg.where))
+        if rank < 1:
+            return None
+    return None
+
+
+def find(session: Session, dataset_id: int, text: str, after_id: int | None = None) -> int | None:
+    """The first image (by path, after `after_id`'s path, wrapping around) whose path contains
+    `text`, case-insensitively; an exact path is found through the index. Searches the whole
+    dataset, not only the queue."""
+    needle = text.strip()
+    if not needle:
+        return None
+    exact = session.scalar(
+        select(Image.id).where(Image.dataset_id == dataset_id, Image.path == needle)
+    )
+    if exact is not None:
+        return exact
+    cond = and_(Image.dataset_id == dataset_id, func.lower(Image.path).contains(needle.lower()))
+    by_path = select(Image.id).order_by(Image.path).limit(1)
+    if after_id is not None:
+        here = _image(session, after_id).path
+        found = session.scalar(by_path.where(cond, Image.path > here))
+        if found is not None:
+            return found
+    return session.scalar(by_path.where(cond))
+
+
+def dataset_info(session: Session, name: str) -> DatasetInfo:
+    ds = get_dataset(session, name)
+    return _info(ds)
+
+
+def _info(ds: Dataset) -> DatasetInfo:
+    classes = tuple(
+        ClassInfo(c.id, c.name, c.position, c.color)
+        for c in sorted(ds.classes, key=lambda c: c.position)
+    )
+    return DatasetInfo(ds.id, ds.name, ds.task, ds.root, classes)
+
+
+def load_view(session: Session, image_id: int) -> ImageView:
+    """The image and its labels (boxes in displayed pixels), in creation order."""
+    row = _image(session, image_id)
+    ds = session.get(Dataset, row.dataset_id)
+    assert ds is not None
+    stmt = (
+        select(Annotation, LabelClass.name, ModelRun.model)
+        .join(LabelClass, LabelClass.id == Annotation.class_id)
+        .outerjoin(ModelRun, ModelRun.id == Annotation.run_id)
+        .where(Annotation.image_id == image_id)
+        .order_by(Annotation.id)
+    )
+    labels = tuple(_label(ann, name, model) for ann, name, model in session.execute(stmt))
+    split = cast(Split | None, row.split)
+    sample = Sample(path=row.path, width=row.width, height=row.height, labels=list(labels),
+                    split=split, id=row.id, sha256=row.sha256,
+                    orientation=row.orientation)  # fmt: skip
+    return ImageView(sample, resolve_path(ds, row.path), row.status, row.revision,
+                     row.uncertainty, labels)  # fmt: skip
+
+
+def _label(ann: Annotation, class_name: str, model: str | None) -> Label:
+    box = None
+    if ann.kind == "box":
+        assert ann.x is not None and ann.y is not None and ann.w is not None and ann.h is not None
+        box = Box(ann.x, ann.y, ann.w, ann.h)
+    source = "human" if ann.source == "human" else (model or "model")
+    return Label(class_name, box, ann.score, source, ann.review, ann.iscrowd, ann.id)

@@ -1,0 +1,57 @@
+"""`annotator label NAME`: the command that opens the labelling app. Imports only click, the
+standard library and `annotator.context` at module level (so `annotator --help` loads no
+textual); the app is imported when the command runs."""
+
+from __future__ import annotations
+
+import click
+
+from annotator.context import Context, pass_ctx
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--render",
+    type=click.Choice(["auto", "halfblock", "sixel", "kitty"]),
+    default=None,
+    help="How to draw images: Kitty graphics, Sixel, or coloured half blocks (works everywhere, "
+    "tmux and SSH included). Default: the config file's, else auto (asks the terminal).",
+)
+@click.option(
+    "--queue",
+    "queue_",
+    default=None,
+    metavar="unlabeled|review|all|class:NAME",
+    help="Which images to go through: unlabeled (default), review (pending prelabels), all, "
+    "or those holding one class.",
+)
+@click.option(
+    "--order",
+    type=click.Choice(["path", "added", "uncertainty"]),
+    default=None,
+    help="Queue order: by file path (default), time added, or least confident prediction first.",
+)
+@pass_ctx
+def label(
+    ctx: Context, name: str, render: str | None, queue_: str | None, order: str | None
+) -> None:
+    """Label the images of dataset NAME in the terminal.
+
+    Every change is saved the moment it is made; press ? in the app for every key. Keys can be
+    remapped in ~/.config/annotator/config.toml (or $ANNOTATOR_CONFIG)."""
+    from annotator.config import load_settings
+    from annotator.tui.render import cell_pixels, detect_mode
+
+    settings = load_settings()
+    mode = detect_mode(render or settings.render)  # asks the terminal before textual starts
+    cell_px = cell_pixels(mode)
+    from annotator.tui.app import create_app
+
+    store = ctx.store(create=False)
+    try:
+        app = create_app(store, name, mode=mode, cell_px=cell_px, queue=queue_, order=order,
+                         settings=settings)  # fmt: skip
+        app.run()
+    finally:
+        store.close()

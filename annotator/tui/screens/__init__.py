@@ -1,0 +1,1 @@
+"""The app's screens: labelling, overview, help, queue chooser, prompts."""

@@ -1,0 +1,1 @@
+"""The app's widgets: image canvas, class and label lists, status bar."""

@@ -1,0 +1,60 @@
+"""The status bar: dataset, position in the queue (i/N), how much of the dataset is done, labels
+per hour in this session, the queue in force, the file shown and its state, and what the keys
+do while a box is being drawn. Text only; the screen computes the figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import Static
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    dataset: str
+    task: str
+    queue: str
+    position: int | None = None
+    total: int | None = None
+    done: int | None = None
+    images: int | None = None
+    rate: float | None = None  # labels per hour; None until there is something to measure
+    file: str = ""
+    size: str = ""
+    state: str = ""
+    hint: str = ""
+
+
+def _figure(value: int | None) -> str:
+    return "…" if value is None else f"{value:,}"
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $primary-background; color: $text; padding: 0 1; }
+    StatusBar.-hint { background: $warning-darken-2; }
+    """
+
+    shown: Status | None = None
+
+    def show(self, st: Status) -> None:
+        if st == self.shown:
+            return
+        self.shown = st
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"{st.dataset} ", style="bold")
+        text.append(f"({st.task})  ", style="dim")
+        text.append(f"{_figure(st.position)}/{_figure(st.total)}", style="bold")
+        if st.done is not None and st.images:
+            text.append(f"  {100 * st.done / st.images:.0f}% done")
+        rate = "—" if st.rate is None else f"{st.rate:,.0f}"
+        text.append(f"  {rate} labels/h")
+        text.append(f"  queue: {st.queue}", style="italic")
+        if st.file:
+            text.append(f"  {st.file}", style="bold")
+            text.append(f" {st.size} {st.state}", style="dim")
+        if st.hint:
+            text.append(f"  {st.hint}", style="bold")
+        self.set_class(bool(st.hint), "-hint")
+        self.update(text, layout=False)

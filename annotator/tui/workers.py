@@ -1,0 +1,213 @@
+"""The labelling app's link to the store and the image files, called from Textual thread
+workers (never from the UI thread): locate an image in the queue, read it with its labels,
+decode its frame, count where it stands, and apply one change through `annotator.store.*`
+(the same use cases the CLI uses), passing the revision the screen showed.
+
+A person's own quick successive edits of one image must not refuse each other: the screen sends
+the revision it showed, which lags behind while earlier edits are in flight. The backend knows
+which revisions it produced itself and maps them to the latest one; a revision produced by
+anyone else still fails with ConflictError. No textual imports."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from annotator.annotation import Box
+from annotator.errors import InvalidInputError
+from annotator.store import labelling, labels
+from annotator.store import queue as q
+from annotator.store.datasets import list_datasets
+from annotator.store.db import Store
+from annotator.store.progress import Progress, progress
+from annotator.store.undo import redo, undo
+from annotator.tui.render import Abandoned, Frame, FrameCache, Mode, frame_key, make_frame
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One user action on one image, as the screen asks for it."""
+
+    kind: str  # assign | toggle | add_box | edit | delete | review | accept_label | status
+    image_id: int
+    expected_revision: int
+    what: str
+    class_id: int | None = None
+    box: Box | None = None
+    ann_ids: tuple[int, ...] = ()
+    value: str | None = None  # review decision or status
+
+
+@dataclass(frozen=True, slots=True)
+class Canvas:
+    """What a frame is decoded for: canvas size in cells, mode, cell size in screen pixels."""
+
+    cols: int
+    rows: int
+    mode: Mode
+    cell_px: tuple[int, int]
+
+
+class Backend:
+    """Thread-safe store and file access for one labelling session."""
+
+    def __init__(self, store: Store, author: str) -> None:
+        self.store = store
+        self.author = author
+        self.frames = FrameCache()
+        self._lock = threading.Lock()
+        self._mine: dict[int, set[int]] = {}
+        self._latest: dict[int, int] = {}
+
+    def dataset(self, name: str) -> q.DatasetInfo:
+        with self.store.session() as s:
+            return q.dataset_info(s, name)
+
+    def find_view(self, dataset_id: int, spec: q.QueueSpec, how: str, image_id: int | None,
+                  arg: Any = None) -> q.ImageView | None:  # fmt: skip
+        """The image a move leads to, read fresh with its labels (None: there is none)."""
+        with self.store.session() as s:
+            target = _locate(s, dataset_id, spec, how, image_id, arg)
+            return q.load_view(s, target) if target is not None else None
+
+    def view(self, image_id: int) -> q.ImageView:
+        with self.store.session() as s:
+            return q.load_view(s, image_id)
+
+    def frame(self, view: q.ImageView, canvas: Canvas, urgent: bool = True,
+              cancelled: Callable[[], bool] = bool) -> Frame:  # fmt: skip
+        """The image decoded and scaled for the canvas, from the cache when prefetched."""
+        key = frame_key(view.id, (canvas.cols, canvas.rows), canvas.mode)
+        size = (view.sample.width or 1, view.sample.height or 1)
+
+        def make(pause: Callable[[], None]) -> Frame:
+            return make_frame(view.id, view.file, view.sample.orientation, size,
+                              (canvas.cols, canvas.rows), canvas.mode, canvas.cell_px,
+                              pause)  # fmt: skip
+
+        return self.frames.obtain(key, make, urgent, cancelled)
+
+    def busy(self) -> None:
+        """The UI is showing a move: background decodes wait."""
+        self.frames.quiet.clear()
+
+    def calm(self) -> None:
+        self.frames.quiet.set()
+
+    def prefetch(self, spec: q.QueueSpec, image_id: int, count: int, canvas: Canvas,
+                 cancelled: Callable[[], bool]) -> None:  # fmt: skip
+        """Decode the next `count` images of the queue ahead of time (those not cached),
+        stopping as soon as `cancelled()` says the user has moved on."""
+        current: int | None = image_id
+        for _ in range(count):
+            with self.store.session() as s:
+                current = q.step(s, spec, current) if current is not None else None
+                if current is None or cancelled():
+                    return
+                key = frame_key(current, (canvas.cols, canvas.rows), canvas.mode)
+                view = q.load_view(s, current) if self.frames.get(key) is None else None
+            if view is not None:
+                try:
+                    self.frame(view, canvas, urgent=False, cancelled=cancelled)
+                except Abandoned:
+                    return
+
+    def counts(self, dataset_id: int, spec: q.QueueSpec, image_id: int) -> tuple[int, ...]:
+        """(position, queue size, images done, images) for the status bar; done = every
+        status but unlabeled. Index range counts, run after the person pauses."""
+        with self.store.session() as s:
+            images = q.total(s, dataset_id, q.QueueSpec("all", spec.order))
+            unlabeled = q.total(s, dataset_id, q.QueueSpec("unlabeled", spec.order))
+            return (q.position(s, spec, image_id), q.total(s, dataset_id, spec),
+                    images - unlabeled, images)  # fmt: skip
+
+    def apply(self, change: Change) -> q.ImageView:
+        """Commit one change; returns the image as it is afterwards."""
+        expected = self._expected(change.image_id, change.expected_revision)
+        with self.store.session() as s:
+            _run(s, change, self.author, expected)
+            view = q.load_view(s, change.image_id)
+        self._produced(change.image_id, expected, view.revision)
+        return view
+
+    def revert(self, dataset_id: int, again: bool) -> list[int]:
+        """Undo (or redo, `again`) the author's newest action; the images it touched."""
+        with self.store.session() as s:
+            touched = (redo if again else undo)(s, dataset_id, self.author)
+            for image_id in touched:
+                rev = q.load_view(s, image_id).revision
+                self._produced(image_id, rev - 1, rev)
+        return touched
+
+    def forget(self, image_id: int) -> None:
+        """After a refusal: the screen's next revision comes fresh from the store."""
+        with self._lock:
+            self._mine.pop(image_id, None)
+            self._latest.pop(image_id, None)
+
+    def _expected(self, image_id: int, shown: int) -> int:
+        with self._lock:
+            if shown in self._mine.get(image_id, ()):
+                return self._latest[image_id]
+            return shown
+
+    def _produced(self, image_id: int, before: int, after: int) -> None:
+        with self._lock:
+            self._mine.setdefault(image_id, set()).update((before, after))
+            self._latest[image_id] = after
+
+    def overview(self) -> list[Progress]:
+        """Progress of every dataset in the database (for the overview screen)."""
+        with self.store.session() as s:
+            return [progress(s, ds) for ds in list_datasets(s)]
+
+
+def _locate(s: Any, dataset_id: int, spec: q.QueueSpec, how: str, image_id: int | None,
+            arg: Any) -> int | None:  # fmt: skip
+    """The id of the image a move leads to."""
+    if how == "step" and image_id is not None:
+        return _walk(s, spec, image_id, int(arg))
+    if how == "unlabeled" and image_id is not None:
+        return q.next_unlabeled(s, spec, image_id)
+    if how == "at":
+        return q.at_position(s, dataset_id, spec, int(arg))
+    if how == "find":
+        return q.find(s, dataset_id, str(arg), image_id)
+    if how == "id":
+        return int(arg)
+    return q.first(s, dataset_id, spec)
+
+
+def _walk(session: Any, spec: q.QueueSpec, image_id: int, steps: int) -> int | None:
+    """`steps` images on (negative: back); stops at the end of the queue. None if no move."""
+    current, moved = image_id, None
+    for _ in range(abs(steps)):
+        found = q.step(session, spec, current, forward=steps > 0)
+        if found is None:
+            break
+        current = moved = found
+    return moved
+
+
+def _run(s: Any, c: Change, author: str, expected: int) -> None:
+    if c.kind == "assign" and c.class_id is not None:
+        labels.assign_class(s, c.image_id, c.class_id, author, expected)
+    elif c.kind == "toggle" and c.class_id is not None:
+        labels.toggle_class(s, c.image_id, c.class_id, author, expected)
+    elif c.kind == "add_box" and c.class_id is not None and c.box is not None:
+        labels.add_box(s, c.image_id, c.class_id, c.box, author, expected)
+    elif c.kind == "edit" and c.ann_ids:
+        labels.edit_annotation(s, c.ann_ids[0], author, class_id=c.class_id, box=c.box,
+                               expected_revision=expected)  # fmt: skip
+    elif c.kind == "delete" and c.ann_ids:
+        labels.delete_annotation(s, c.ann_ids[0], author, expected)
+    elif c.kind == "review" and c.ann_ids and c.value:
+        labels.review_annotations(s, list(c.ann_ids), c.value, author, expected)
+    elif c.kind == "accept_label" and c.ann_ids:
+        labelling.accept_as_label(s, c.ann_ids[0], author, expected)
+    elif c.kind == "status" and c.value:
+        labels.set_status(s, c.image_id, c.value, author, expected)
+    else:
+        raise InvalidInputError(f"cannot apply {c.kind!r} with what was given")
