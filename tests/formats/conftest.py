@@ -19,7 +19,7 @@ RATIOS = {"train": 0.7, "val": 0.3}
 
 
 def import_samples_into(store: Store) -> None:
-    """The two demo datasets: pets (classification) and scenes (detection), split 70/30."""
+    """The sample data fully labelled: pets (classification) and scenes (detection), 70/30."""
     from annotator.formats.importing import import_source
     from annotator.store.datasets import get_dataset
     from annotator.store.splits import assign_splits

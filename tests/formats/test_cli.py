@@ -88,10 +88,15 @@ def test_include_pending_option(run_cli: Run, tmp_path: Path) -> None:
 def test_demo_builds_both_datasets_offline_and_is_repeatable(run_cli: Run) -> None:
     result = run_cli("demo", str(SAMPLE_DATA))
     assert result.exit_code == 0, result.stderr
-    assert "pets (classification): 15 images, 15 labels" in result.stdout
+    assert "pets: 7 more photos left unlabeled" in result.stdout
     assert "scenes (detection): 15 images, 34 labels" in result.stdout
+    pets = orjson.loads(run_cli("stats", "pets", "--json").stdout)
+    assert pets["images"] == 15 and pets["status"] == {"labeled": 8, "unlabeled": 7}
+    assert pets["source"]["human"] == 8 and pets["source"]["mobilenet_v2"] >= 1
+    assert pets["review"]["pending"] == pets["source"]["mobilenet_v2"]
     again = run_cli("demo", str(SAMPLE_DATA))
     assert again.exit_code == 0 and "15 images already in the dataset (skipped)" in again.stdout
+    assert orjson.loads(run_cli("stats", "pets", "--json").stdout) == pets
     stats = run_cli("stats", "scenes", "--json")
     data = orjson.loads(stats.stdout)
     assert data["split"] == {"train": 11, "val": 4} and data["annotations"] == 34
