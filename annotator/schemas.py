@@ -15,6 +15,7 @@ MODELS = {
     "dataset-config.json": "annotator.dataset_config:DatasetConfig",
     "annotation-record.json": "annotator.records:AnnotationRecord",
     "export-manifest.json": "annotator.formats.manifest:Manifest",
+    "settings.json": "annotator.config:Settings",
 }
 
 
