@@ -34,7 +34,7 @@ DEFAULT_PATH = Path("~/.config/annotator/config.toml")
 class Settings(BaseModel):
     """Everything a user may set for the labelling app."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     render: RenderMode = "auto"
     """How images are drawn: `auto` picks Kitty graphics or Sixel when the terminal answers that
