@@ -219,7 +219,6 @@ class HistoryEvent(Base):
         CheckConstraint(_in("group_kind", GROUP_KINDS), name="group_kind"),
         Index("ix_history_dataset_author", "dataset_id", "author", "id"),
         Index("ix_history_image", "image_id"),
-        Index("ix_history_annotation", "annotation_id"),
         Index("ix_history_group", "group_id"),
         Index("ix_history_target", "target_group"),
     )
