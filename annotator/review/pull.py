@@ -21,7 +21,7 @@ from annotator.review.decide import Conflict, Plan, Planner, Ref, Step
 from annotator.review.push import ProgressFn, PushReport, push, sync_state
 from annotator.review.views import DEFAULT_THRESHOLD
 from annotator.store import labels
-from annotator.store.models import Dataset, HistoryEvent, Image
+from annotator.store.models import Annotation, Dataset, HistoryEvent, Image
 
 AUTHOR = "fiftyone"
 COUNT_NAMES = {"review": "reviewed", "edit": "edited", "create": "added", "link": "linked",
@@ -86,6 +86,9 @@ def _pushed_lookup(session: Session, ds: Dataset) -> Any:
 
     def lookup(ann_id: int, revision: int) -> tuple[str, Box | None] | None:
         stmt = select(HistoryEvent).where(HistoryEvent.annotation_id == ann_id)
+        label = session.get(Annotation, ann_id)
+        if label is not None:  # through the image's index: no scan of the whole history
+            stmt = stmt.where(HistoryEvent.image_id == label.image_id)
         for event in session.scalars(stmt.order_by(HistoryEvent.id)):
             for snap in (event.before, event.after):
                 if snap and snap.get("revision") == revision:
