@@ -57,6 +57,8 @@ LABEL_KEYS: tuple[KeySpec, ...] = (
     *CLASS_KEYS,
     _spec("accept_shown", "space", "accept_shown", "Accept the prelabel shown", "Labels", "Accept"),
     _spec("skip", "s", "skip", "Skip this image (status skipped) and move on", "Labels", "Skip"),
+    _spec("done", "d", "done", "Mark this image done as it is (even with no labels: a negative) "
+          "and move on", "Labels"),
     _spec("undo", "z", "undo", "Undo your last change (any image, even after a restart)",
           "Labels", "Undo"),
     _spec("redo", "Z", "redo", "Redo what you undid", "Labels"),

@@ -409,6 +409,19 @@ def test_s_skips_and_moves_on(tui: Fixture, make_app: Any) -> None:
     assert seen == ["img1.png"]
 
 
+def test_d_marks_a_negative_done_and_moves_on(tui: Fixture, make_app: Any) -> None:
+    seen: list[str] = []
+
+    async def steps(pilot: Any) -> None:
+        await pilot.press("d")
+        await settle(pilot)
+        seen.append(shown(pilot))
+
+    drive(make_app("pets", queue="all"), steps)
+    assert tui.status(tui.image_id("pets", "img0.png")) == "reviewed"
+    assert seen == ["img1.png"]
+
+
 def test_z_undoes_and_shift_z_redoes(tui: Fixture, make_app: Any) -> None:
     img0 = tui.image_id("pets", "img0.png")
     seen: list[Any] = []
@@ -509,6 +522,7 @@ KEY_TESTS = {
     **{f"class_{i}": "test_class_keys_beyond_the_classes_change_nothing" for i in range(4, 11)},
     "accept_shown": "test_space_accepts_the_classification_prelabel",
     "skip": "test_s_skips_and_moves_on",
+    "done": "test_d_marks_a_negative_done_and_moves_on",
     "undo": "test_z_undoes_and_shift_z_redoes",
     "redo": "test_z_undoes_and_shift_z_redoes",
     "select_next": "test_tab_and_shift_tab_cycle_the_selection",

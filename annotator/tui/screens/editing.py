@@ -171,6 +171,11 @@ class EditingMixin(_Base):
         self._change("status", "skipped", value="skipped")
         self.go("step", 1)
 
+    def action_done(self) -> None:
+        """Reviewed: a person looked and the labels shown (maybe none) are the truth."""
+        self._change("status", "reviewed", value="reviewed")
+        self.go("step", 1)
+
     def action_undo(self) -> None:
         self.submit(Revert(again=False))
 
