@@ -16,30 +16,24 @@ from sqlalchemy.orm import Session
 from annotator.errors import InvalidInputError
 from annotator.formats.common import Incoming, Parsed, Problem
 from annotator.formats.registry import get_format
-from annotator.store.bulk import gc_paused, import_samples
+from annotator.store.bulk import BulkReport, gc_paused, import_samples
 from annotator.store.datasets import add_classes, create_dataset, get_dataset
 from annotator.store.models import TASKS, Dataset, LabelClass
 
 ProgressFn = Callable[[int, int], None]
 
 
-@dataclass
-class ImportReport:
-    """What an import did, for the summary the CLI prints."""
+@dataclass(kw_only=True)
+class ImportReport(BulkReport):
+    """What an import did, for the summary the CLI prints: the store's bulk counts plus what
+    the source held that we do not import."""
 
     dataset: str
     task: str
     created: bool
-    images: int = 0
-    labels: int = 0
-    crowd: int = 0
-    negatives: int = 0
-    clipped: int = 0
-    existing: int = 0
     polygons: int = 0
     masks: int = 0
     new_classes: list[str] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -81,20 +75,26 @@ def import_source(
         parsed = get_format(fmt).read(Path(source).expanduser(), images)
     if not parsed.items:  # nothing readable: create nothing, say why
         return ImportReport(
-            dataset, task or "-", False, problems=parsed.problems, notes=parsed.notes
+            dataset=dataset,
+            task=task or "-",
+            created=False,
+            problems=parsed.problems,
+            notes=parsed.notes,
         )
     ds, created = _target(session, dataset, parsed, task)
     report = ImportReport(
-        ds.name, ds.task, created, polygons=parsed.polygons, masks=parsed.masks, notes=parsed.notes
+        dataset=ds.name,
+        task=ds.task,
+        created=created,
+        polygons=parsed.polygons,
+        masks=parsed.masks,
+        notes=parsed.notes,
     )
     report.problems.extend(parsed.problems)
     for item in parsed.items:
         _fit_item(item, ds.task, report.problems)
     report.new_classes = [c.name for c in ensure_classes(session, ds, parsed.classes)]
-    bulk = import_samples(session, ds, parsed.items, progress=progress)
-    for name in ("images", "labels", "crowd", "negatives", "clipped", "existing"):
-        setattr(report, name, getattr(bulk, name))
-    report.problems.extend(bulk.problems)
+    import_samples(session, ds, parsed.items, progress=progress, report=report)
     return report
 
 

@@ -118,11 +118,13 @@ def import_samples(
     progress: ProgressFn | None = None,
     workers: int = 2,
     batch: int | None = None,
+    report: BulkReport | None = None,
 ) -> BulkReport:
     """Import `items` into `ds` (whose classes must include every label's class name);
-    commits after each batch of `batch` (default BATCH) images."""
+    commits after each batch of `batch` (default BATCH) images. Counts go to `report` (a new
+    one by default), which is returned."""
     writer = _Writer(session, ds)
-    report = BulkReport()
+    report = report if report is not None else BulkReport()
     batch = batch or BATCH
     done = 0
     if progress:
