@@ -16,21 +16,11 @@ CORE = ("store", "formats", "prelabel", "review")
 HEAVY = ("torch", "torchvision", "fiftyone", "textual")
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, top_level_only: bool = False) -> set[str]:
+    """Absolute module names `path` imports (at module level only, or anywhere)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
-
-
-def _top_level_imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    names: set[str] = set()
-    for node in tree.body:
+    for node in tree.body if top_level_only else ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -46,8 +36,7 @@ def _files(part: str) -> list[Path]:
 def _hits(files: list[Path], banned: tuple[str, ...], top_level_only: bool = False) -> list[str]:
     found = []
     for path in files:
-        names = _top_level_imports(path) if top_level_only else _imports(path)
-        for name in names:
+        for name in _imports(path, top_level_only):
             if any(name == b or name.startswith(b + ".") for b in banned):
                 found.append(f"{path.relative_to(PACKAGE.parent)} imports {name}")
     return found

@@ -124,9 +124,7 @@ class Planner:
         elif rec.review == state and rec.note == note:
             self.plan.settled.append((ref, tag))
         elif rec.revision != label.revision:
-            reason = f"changed in the store since the push (revision {rec.revision}, " \
-                     f"pushed {label.revision})"  # fmt: skip
-            self._conflict(img, ref, f"{what} '{tag}'", reason, tag)
+            self._conflict(img, ref, f"{what} '{tag}'", _stale(rec.revision, label.revision), tag)
         else:
             self.plan.steps.append(Step("review", img.id, ref, tag, rec.id, state))
 
@@ -188,8 +186,7 @@ class Planner:
             if img.status == status:
                 self.plan.settled.append((ref, tag))
             elif img.revision != sample.revision:
-                reason = f"changed in the store since the push (revision {img.revision}, " \
-                         f"pushed {sample.revision})"  # fmt: skip
+                reason = _stale(img.revision, sample.revision)
                 self._conflict(img, ref, f"sample '{tag}'", reason, tag)
             else:
                 self.plan.steps.append(Step("status", img.id, ref, tag, value=status))
@@ -210,3 +207,7 @@ def _same(a: tuple[str | None, Box | None], b: tuple[str, Box | None] | None) ->
     if a[1] is None or b[1] is None:
         return a[1] is None and b[1] is None
     return same_box(a[1], b[1])
+
+
+def _stale(now: int, pushed: int | None) -> str:
+    return f"changed in the store since the push (revision {now}, pushed {pushed})"
