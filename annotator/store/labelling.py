@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from annotator.errors import ConflictError, InvalidInputError
+from annotator.errors import InvalidInputError
 from annotator.store.history import Group, snapshot
-from annotator.store.labels import image_annotations, load_image, refresh_status
+from annotator.store.labels import finish, image_annotations, load_annotation, load_image, remove
 from annotator.store.models import Annotation
 
 
@@ -18,9 +18,7 @@ def accept_as_label(
     """Single-label classification: the pending prelabel `ann_id` becomes the image's label.
     It is accepted, the image's other pending labels are rejected and its other accepted labels
     removed, all as one action."""
-    chosen = session.get(Annotation, ann_id)
-    if chosen is None:
-        raise ConflictError(f"label {ann_id} no longer exists (deleted by someone else?)")
+    chosen = load_annotation(session, ann_id)
     if chosen.kind != "label":
         raise InvalidInputError(f"label {ann_id} is a box, not a whole-image label")
     image = load_image(session, chosen.image_id, expected_revision)
@@ -33,13 +31,8 @@ def accept_as_label(
         elif ann.review == "pending":
             _review(group, ann, "rejected")
         elif ann.review == "accepted":
-            group.add(image.dataset_id, "delete", image_id=image.id, annotation_id=ann.id,
-                      before=snapshot(ann))  # fmt: skip
-            session.delete(ann)
-    refresh_status(session, image, group)
-    image.revision += 1
-    group.flush(session)
-    session.commit()
+            remove(session, group, ann)
+    finish(session, image, group)
     return chosen
 
 

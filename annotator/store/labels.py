@@ -61,7 +61,8 @@ def refresh_status(session: Session, image: Image, group: Group) -> None:
                   after=image_state(image))  # fmt: skip
 
 
-def _finish(session: Session, image: Image, group: Group) -> None:
+def finish(session: Session, image: Image, group: Group) -> None:
+    """End a one-image action: status refreshed, revision bumped, history written, committed."""
     refresh_status(session, image, group)
     image.revision += 1
     group.flush(session)
@@ -111,13 +112,11 @@ def assign_class(
             if ann.class_id == cls.id:
                 session.rollback()
                 return ann
-            group.add(image.dataset_id, "delete", image_id=image.id, annotation_id=ann.id,
-                      before=snapshot(ann))  # fmt: skip
-            session.delete(ann)
+            remove(session, group, ann)
     ann = _new_annotation(session, image, cls, None, author)
     group.add(image.dataset_id, "create", image_id=image.id, annotation_id=ann.id,
               after=snapshot(ann))  # fmt: skip
-    _finish(session, image, group)
+    finish(session, image, group)
     return ann
 
 
@@ -136,14 +135,12 @@ def toggle_class(
     created: Annotation | None = None
     if existing:
         for ann in existing:
-            group.add(image.dataset_id, "delete", image_id=image.id, annotation_id=ann.id,
-                      before=snapshot(ann))  # fmt: skip
-            session.delete(ann)
+            remove(session, group, ann)
     else:
         created = _new_annotation(session, image, cls, None, author)
         group.add(image.dataset_id, "create", image_id=image.id, annotation_id=created.id,
                   after=snapshot(created))  # fmt: skip
-    _finish(session, image, group)
+    finish(session, image, group)
     return created
 
 
@@ -156,11 +153,18 @@ def add_box(
     group = Group(author)
     group.add(image.dataset_id, "create", image_id=image.id, annotation_id=ann.id,
               after=snapshot(ann))  # fmt: skip
-    _finish(session, image, group)
+    finish(session, image, group)
     return ann
 
 
-def _load_annotation(session: Session, ann_id: int) -> Annotation:
+def remove(session: Session, group: Group, ann: Annotation) -> None:
+    """Delete `ann`, recording its last state in `group`."""
+    group.add(ann.dataset_id, "delete", image_id=ann.image_id, annotation_id=ann.id,
+              before=snapshot(ann))  # fmt: skip
+    session.delete(ann)
+
+
+def load_annotation(session: Session, ann_id: int) -> Annotation:
     ann = session.get(Annotation, ann_id)
     if ann is None:
         raise ConflictError(f"label {ann_id} no longer exists (deleted by someone else?)")
@@ -173,7 +177,7 @@ def edit_annotation(
 ) -> Annotation:  # fmt: skip
     """Change a label's class and/or a box's geometry. Editing a prelabel makes it a human
     label (accepted)."""
-    ann = _load_annotation(session, ann_id)
+    ann = load_annotation(session, ann_id)
     image = load_image(session, ann.image_id, expected_revision)
     before = snapshot(ann)
     if class_id is not None:
@@ -192,20 +196,18 @@ def edit_annotation(
     group = Group(author)
     group.add(image.dataset_id, "edit", image_id=image.id, annotation_id=ann.id, before=before,
               after=snapshot(ann))  # fmt: skip
-    _finish(session, image, group)
+    finish(session, image, group)
     return ann
 
 
 def delete_annotation(
     session: Session, ann_id: int, author: str, expected_revision: int | None = None
 ) -> None:
-    ann = _load_annotation(session, ann_id)
+    ann = load_annotation(session, ann_id)
     image = load_image(session, ann.image_id, expected_revision)
     group = Group(author)
-    group.add(image.dataset_id, "delete", image_id=image.id, annotation_id=ann.id,
-              before=snapshot(ann))  # fmt: skip
-    session.delete(ann)
-    _finish(session, image, group)
+    remove(session, group, ann)
+    finish(session, image, group)
 
 
 def review_annotations(
@@ -216,7 +218,7 @@ def review_annotations(
     Returns how many changed."""
     if decision not in REVIEWS:
         raise InvalidInputError(f"unknown review decision {decision!r}")
-    anns = [_load_annotation(session, i) for i in ann_ids]
+    anns = [load_annotation(session, i) for i in ann_ids]
     if not anns:
         return 0
     image = load_image(session, anns[0].image_id, expected_revision)
@@ -231,7 +233,7 @@ def review_annotations(
         group.add(image.dataset_id, "review", image_id=image.id, annotation_id=ann.id,
                   before=before, after=snapshot(ann))  # fmt: skip
     changed = len(group.rows)
-    _finish(session, image, group)
+    finish(session, image, group)
     return changed
 
 
