@@ -73,13 +73,10 @@ def add(ctx: Context, name: str, sources: tuple[Path, ...], quiet: bool) -> None
 
     Bad files (empty, truncated, not an image, unreadable, too large) are reported and skipped;
     adding a file twice is a no-op. Safe to re-run after an interruption."""
-    from annotator.errors import InvalidInputError
     from annotator.store.datasets import get_dataset
-    from annotator.store.images import add_images
+    from annotator.store.images import add_images, check_sources
 
-    for src in sources:
-        if not (src.exists() or src.is_symlink()):
-            raise InvalidInputError(f"{src}: no such file or folder")
+    check_sources(sources)  # before the progress bar starts
     store = ctx.store(create=False)
     with store.session() as s, progress_bar("adding") as update:
         report = add_images(s, get_dataset(s, name), sources, progress=update)

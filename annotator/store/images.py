@@ -46,8 +46,17 @@ def resolve_path(ds: Dataset, stored: str) -> Path:
     return path if path.is_absolute() or not ds.root else Path(ds.root) / path
 
 
+def check_sources(sources: Iterable[Path]) -> None:
+    """Refuse a source that names nothing (a broken symlink is a file to report, not an error)."""
+    for src in sources:
+        if not (src.exists() or src.is_symlink()):
+            raise InvalidInputError(f"{src}: no such file or folder")
+
+
 def collect(sources: Iterable[Path]) -> tuple[list[Path], list[BadImage]]:
     """Image files named by `sources` (files or folders, folders walked recursively)."""
+    sources = list(sources)
+    check_sources(sources)
     files: list[Path] = []
     bad: list[BadImage] = []
     for src in sources:
@@ -55,10 +64,8 @@ def collect(sources: Iterable[Path]) -> tuple[list[Path], list[BadImage]]:
             found, problems = walk_images(src)
             files.extend(found)
             bad.extend(problems)
-        elif src.exists() or src.is_symlink():
-            files.append(src)
         else:
-            raise InvalidInputError(f"{src}: no such file or folder")
+            files.append(src)
     return files, bad
 
 
