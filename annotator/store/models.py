@@ -127,6 +127,7 @@ class Image(Base):
     split: Mapped[str | None] = mapped_column(String(5))
     status: Mapped[str] = mapped_column(String(10), default="unlabeled")
     uncertainty: Mapped[float | None] = mapped_column(Float)
+    flag: Mapped[str | None] = mapped_column(Text)  # why a person must look (refused labels)
     revision: Mapped[int] = mapped_column(Integer, default=1)
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -155,7 +156,7 @@ class Annotation(Base):
     dataset (a composite foreign key onto datasets(id, task) plus a check)."""
 
     __tablename__ = "annotations"
-    __table_args__ = (
+    __table_args__ = (  # AUTOINCREMENT: an id is never reused after a delete (mirrors cite ids)
         ForeignKeyConstraint(
             ["dataset_id", "task"],
             ["datasets.id", "datasets.task"],
@@ -184,6 +185,7 @@ class Annotation(Base):
         Index("ix_annotations_dataset_review", "dataset_id", "review"),
         Index("ix_annotations_run", "run_id"),
         Index("ix_annotations_class", "class_id"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -197,6 +199,7 @@ class Annotation(Base):
     w: Mapped[float | None] = mapped_column(Float)
     h: Mapped[float | None] = mapped_column(Float)
     iscrowd: Mapped[bool] = mapped_column(default=False)
+    points: Mapped[list[float] | None] = mapped_column(JSON)  # a polygon's x,y pairs (pixels)
     source: Mapped[str] = mapped_column(String(5), default="human")
     run_id: Mapped[int | None] = mapped_column(ForeignKey("model_runs.id", ondelete="CASCADE"))
     score: Mapped[float | None] = mapped_column(Float)
