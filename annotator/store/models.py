@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -275,3 +276,42 @@ class RunImage(Base):
     uncertainty: Mapped[float | None] = mapped_column(Float)
     predictions: Mapped[int] = mapped_column(Integer, default=0)
     processed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Embedding(Base):
+    """One image's feature vector from one embedding model (a backbone's pooled features),
+    stored as float16 bytes of length 2 * dim. Keyed by image and model name; `weights_sha256`
+    says which weights made it, so other weights recompute it."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (CheckConstraint("dim > 0", name="dim"),)
+
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    weights_sha256: Mapped[str | None] = mapped_column(String(64))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Lease(Base):
+    """That `holder` is working on an image until `expires_at`: a person labelling it (scope
+    "label") or a prelabelling worker processing it for a run (scope "run:<id>"). An expired
+    lease counts for nothing; a killed holder's images return to the queue when it expires."""
+
+    __tablename__ = "leases"
+    __table_args__ = (
+        UniqueConstraint("scope", "image_id", "holder"),
+        Index("ix_leases_dataset_scope", "dataset_id", "scope", "expires_at"),
+        Index("ix_leases_image", "image_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(String(40))
+    holder: Mapped[str] = mapped_column(String(100))
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
