@@ -241,6 +241,43 @@ class HistoryEvent(Base):
     target_group: Mapped[str | None] = mapped_column(String(32))
 
 
+class Snapshot(Base):
+    """A named point of a dataset's history (`annotator snapshot`): the history position, the
+    classes as they were and the counts; the images as they were are in `snapshot_images`."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (UniqueConstraint("dataset_id", "tag"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer)  # max history id at the time
+    author: Mapped[str] = mapped_column(String(100))
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    classes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class SnapshotImage(Base):
+    """An image of a dataset as it was when a snapshot was taken (split and status included),
+    kept even when the image is removed later, so an export at the snapshot can name it."""
+
+    __tablename__ = "snapshot_images"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    image_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    orientation: Mapped[int] = mapped_column(Integer)
+    split: Mapped[str | None] = mapped_column(String(5))
+    status: Mapped[str] = mapped_column(String(10))
+
+
 class SyncState(Base):
     """Where an external mirror (a FiftyOne dataset, ...) stands: the history position it
     reflects. Keyed by dataset and mirror name."""
