@@ -111,6 +111,11 @@ def _load_yaml(path: Path, parsed: Parsed) -> YoloDataYaml | None:
     file = str(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        raise InvalidInputError(f"{path}: {reason}") from exc
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read ({exc.strerror})") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else ""
