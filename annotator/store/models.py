@@ -42,6 +42,7 @@ SOURCES = ("human", "model")
 REVIEWS = ("pending", "accepted", "rejected")
 ACTIONS = ("create", "edit", "delete", "review", "status", "split")
 GROUP_KINDS = ("do", "undo", "redo")
+RESOLUTIONS = ("edited", "confirmed", "superseded")  # how a suspect flag was cleared
 
 
 def utcnow() -> datetime:
@@ -129,9 +130,65 @@ class Image(Base):
     status: Mapped[str] = mapped_column(String(10), default="unlabeled")
     uncertainty: Mapped[float | None] = mapped_column(Float)
     flag: Mapped[str | None] = mapped_column(Text)  # why a person must look (refused labels)
+    phash: Mapped[int | None] = mapped_column(BigInteger)  # 64-bit perceptual hash, as signed
     revision: Mapped[int] = mapped_column(Integer, default=1)
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SuspectFlag(Base):
+    """A label that cross-validation says may be wrong: the class given, the class a model
+    trained on the other folds suggests, and the label's quality (0 worst .. 1). Open while
+    `cleared_at` is null; an edit of the image since (its revision moved on from
+    `image_revision`), a confirmation, or a newer `suspects` run clears it, saying how and by
+    whom. Rows are never deleted: they are the flags' history."""
+
+    __tablename__ = "suspect_flags"
+    __table_args__ = (
+        CheckConstraint("score >= 0 AND score <= 1", name="score"),
+        CheckConstraint(
+            "resolution IS NULL OR " + _in("resolution", RESOLUTIONS), name="resolution"
+        ),
+        Index("ix_suspect_flags_dataset_open", "dataset_id", "cleared_at", "score"),
+        Index("ix_suspect_flags_image", "image_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    annotation_id: Mapped[int | None] = mapped_column(Integer)  # no FK: outlives the label
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id", ondelete="CASCADE"))
+    suggested_class_id: Mapped[int | None] = mapped_column(
+        ForeignKey("classes.id", ondelete="CASCADE")
+    )
+    score: Mapped[float] = mapped_column(Float)
+    run: Mapped[int] = mapped_column(Integer)  # the dataset's suspects run that raised it
+    image_revision: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cleared_at: Mapped[datetime | None] = mapped_column()
+    cleared_by: Mapped[str | None] = mapped_column(String(100))
+    resolution: Mapped[str | None] = mapped_column(String(10))
+
+
+class DuplicateMember(Base):
+    """An image's place in a group of near-duplicates found by `dupes`. `group_id` is the
+    smallest image id of the group; `kept` false marks the image a duplicate of the one kept,
+    left out of exports (undoable)."""
+
+    __tablename__ = "duplicates"
+    __table_args__ = (
+        CheckConstraint("distance >= 0", name="distance"),
+        Index("ix_duplicates_dataset_group", "dataset_id", "group_id"),
+    )
+
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    group_id: Mapped[int] = mapped_column(Integer)
+    distance: Mapped[int] = mapped_column(Integer)  # Hamming distance to its nearest member
+    kept: Mapped[bool] = mapped_column(default=True)
+    found_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ModelRun(Base):
