@@ -5,14 +5,19 @@ one line on stderr and a non-zero exit code, never a traceback."""
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from annotator import __version__
 from annotator.context import Context
+
+if TYPE_CHECKING:
+    from annotator.errors import AnnotatorError
 
 # command name -> "module:attribute", imported when the command is used or listed
 COMMANDS = {
@@ -30,6 +35,11 @@ COMMANDS = {
     "prelabel": "annotator.cli.prelabel:prelabel",
     "runs": "annotator.cli.prelabel:runs",
     "evaluate": "annotator.cli.prelabel:evaluate",
+    "who": "annotator.cli.team:who",
+    "embed": "annotator.cli.learn:embed",
+    "train": "annotator.cli.learn:train",
+    "suspects": "annotator.cli.quality:suspects",
+    "dupes": "annotator.cli.quality:dupes",
     "review": "annotator.cli.review:review",
 }
 
@@ -69,6 +79,34 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except Exception as exc:
+            error = user_error(exc, ctx.obj.db if isinstance(ctx.obj, Context) else None)
+            if error is None:
+                raise  # a bug: its traceback is what a report needs
+            click.echo(f"error: {error.message}", err=True)
+            ctx.exit(error.exit_code)
+
+
+# errors of the machine, not of the program: full disk, no permission, read-only file system
+ENVIRONMENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG, errno.EIO}
+)
+
+
+def user_error(exc: BaseException, db: str | None) -> AnnotatorError | None:
+    """An error a user can cause or fix that escaped the commands' own checks, as one line: a
+    full disk or a refused write anywhere, the database failing (disk full, locked, gone).
+    None for anything else."""
+    from annotator.errors import StorageError, os_error_reason
+
+    if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+        where = f"{os.fsdecode(exc.filename)}: " if exc.filename else ""
+        return StorageError(f"{where}{os_error_reason(exc)}")
+    if type(exc).__module__.startswith("sqlalchemy"):
+        from annotator.store.db import database_error, resolve_url
+
+        return database_error(resolve_url(db), exc)
+    return None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

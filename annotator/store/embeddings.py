@@ -106,3 +106,8 @@ def write_embeddings(
         session.execute(insert(Embedding), rows)
     session.commit()
     return len(rows)
+
+
+def image_count(session: Session, dataset_id: int) -> int:
+    stmt = select(func.count()).select_from(Image).where(Image.dataset_id == dataset_id)
+    return int(session.scalar(stmt) or 0)
