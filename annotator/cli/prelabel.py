@@ -40,11 +40,14 @@ from annotator.cli.common import Context, err, pass_ctx, print_table, progress_b
 @click.option("--force", is_flag=True,
               help="Process images a matching earlier run already did.")  # fmt: skip
 @click.option("--workers", type=int, help="Decoding worker processes (default: up to 4).")
+@click.option("--worker", "shared", is_flag=True,
+              help="Share the run with other machines or processes started the same way on "
+                   "the same database: each claims batches of images until none is left.")  # fmt: skip
 @pass_ctx
 def prelabel(
     ctx: Context, name: str, arch: str, weights: Path | None, threshold: float, batch_size: int,
     device: str, maps: tuple[str, ...], only_unlabeled: bool, limit: int | None, force: bool,
-    workers: int | None,
+    workers: int | None, shared: bool,
 ) -> None:  # fmt: skip
     """Run a model over dataset NAME and store its predictions as pending labels to review.
 
@@ -56,10 +59,23 @@ def prelabel(
 
     options = PrelabelOptions(arch, weights, threshold, batch_size, device, maps,
                               only_unlabeled, limit, force, workers)  # fmt: skip
+    if shared and (limit is not None or force):
+        raise click.UsageError("--worker shares one run: --limit and --force do not apply")
     store = ctx.store(create=False)
     with store.session() as s, contextlib.ExitStack() as stack:
-        report = run_model(s, get_dataset(s, name), options, progress=_lazy_bar(stack))
+        ds = get_dataset(s, name)
+        if shared:
+            report = _as_worker(s, ds, options, _lazy_bar(stack))
+        else:
+            report = run_model(s, ds, options, progress=_lazy_bar(stack))
     _print_report(report)
+
+
+def _as_worker(session: Any, ds: Any, options: Any, bar: Callable[[int, int], None]) -> Any:
+    from annotator.prelabel.distributed import prelabel_worker, worker_name
+    from annotator.store.datasets import current_user
+
+    return prelabel_worker(session, ds, options, worker_name(current_user()), bar)
 
 
 def _lazy_bar(stack: contextlib.ExitStack) -> Callable[[int, int], None]:
@@ -108,25 +124,32 @@ def runs(ctx: Context, name: str, as_json: bool) -> None:
     from annotator.store.datasets import get_dataset
     from annotator.store.predictions import list_runs
 
+    from annotator.store.leases import holders
+
     store = ctx.store(create=False)
     with store.session() as s:
-        rows = [_run_row(run) for run in list_runs(s, get_dataset(s, name))]
+        ds = get_dataset(s, name)
+        live: dict[str, list[str]] = {}
+        for h in holders(s, ds.id, "run:"):
+            live.setdefault(h.scope, []).append(f"{h.holder} ({h.images})")
+        rows = [_run_row(run, live.get(f"run:{run.id}", [])) for run in list_runs(s, ds)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    headers = ["run", "model", "weights", "started", "state", "images", "labels"]
+    headers = ["run", "model", "weights", "started", "state", "images", "labels", "workers"]
     table = [[r["id"], r["model"], (r["weights_sha256"] or "-")[:8], r["started_at"][:16],
-              "done" if r["finished_at"] else "unfinished", r["images"], r["predictions"]]
-             for r in rows]  # fmt: skip
+              "done" if r["finished_at"] else "unfinished", r["images"], r["predictions"],
+              ", ".join(r["workers"]) or "-"] for r in rows]  # fmt: skip
     print_table(f"model runs of {name}", headers, table)
 
 
-def _run_row(run: Any) -> dict[str, Any]:
+def _run_row(run: Any, workers: list[str]) -> dict[str, Any]:
     return {
         "id": run.id, "model": run.model, "weights_sha256": run.weights_sha256,
         "started_at": run.started_at.isoformat(sep=" "),
         "finished_at": run.finished_at.isoformat(sep=" ") if run.finished_at else None,
         "images": run.image_count, "predictions": run.prediction_count, "params": run.params,
+        "workers": workers,
     }  # fmt: skip
 
 

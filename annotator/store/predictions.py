@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from annotator.annotation import Label
@@ -21,6 +21,7 @@ from annotator.store.history import Group, snapshot
 from annotator.store.models import Annotation, Dataset, Image, ModelRun, RunImage, utcnow
 
 RESUME_KEYS = ("threshold", "map", "classes")  # params that change what a run stores
+RUN_LOCK = 7_301  # advisory lock class: workers joining a run of a dataset
 
 
 @dataclass
@@ -226,3 +227,25 @@ def get_run(session: Session, ds: Dataset, run_id: int | None = None) -> ModelRu
         known = ", ".join(str(r.id) for r in list_runs(session, ds)) or "none"
         raise NotFoundError(f"dataset {ds.name!r} has no run {run_id} (runs: {known})")
     return run
+
+
+def join_run(
+    session: Session, ds: Dataset, model: str, weights_sha256: str | None, params: dict[str, Any]
+) -> ModelRun:
+    """The unfinished run of this model, weights and parameters that workers share, created by
+    the first worker to ask. Serialized, so workers starting together join one run: an advisory
+    lock on PostgreSQL, the write transaction itself on SQLite. Commits."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(RUN_LOCK, ds.id)))
+    runs = matching_runs(session, ds, model, weights_sha256, params)
+    found = next((r for r in runs if r.finished_at is None), None)
+    if found is not None:
+        session.commit()
+        return found
+    return open_run(session, ds, model, weights_sha256, params)
+
+
+def run_items(session: Session, ds: Dataset, ids: list[int]) -> list[Image]:
+    """The images `ids` of `ds`, in id order (what a worker claimed)."""
+    stmt = select(Image).where(Image.dataset_id == ds.id, Image.id.in_(ids)).order_by(Image.id)
+    return list(session.scalars(stmt))

@@ -89,6 +89,12 @@ class AnnotatorApp(App[None]):
         self.push_screen(self.labelling(self.info, self.spec))
         self.gc = CollectWhenIdle(time.monotonic)
         self.set_interval(GC_TICK_S, self.gc.tick)
+        self.set_interval(self.backend.lease_ttl_s / 4, self.keep_leases)
+
+    @work(thread=True, exclusive=True, group="leases", exit_on_error=False)
+    def keep_leases(self) -> None:
+        """The heartbeat: extends this person's leases while the app is open."""
+        self.backend.heartbeat()
 
     def on_unmount(self) -> None:
         self.gc.stop()
@@ -126,6 +132,7 @@ class AnnotatorApp(App[None]):
 
     async def action_quit(self) -> None:
         await self.drain()
+        await asyncio.to_thread(self.backend.release)
         self.exit()
 
     def open_queue(self, name: str, filt: str, class_name: str | None) -> None:

@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from annotator.annotation import Box
 from annotator.errors import InvalidInputError
-from annotator.store import labelling, labels
+from annotator.store import labelling, labels, leases
 from annotator.store import queue as q
 from annotator.store.datasets import list_datasets
 from annotator.store.db import Store
 from annotator.store.progress import Progress, progress
 from annotator.store.undo import redo, undo
 from annotator.tui.render import Abandoned, Frame, FrameCache, Mode, frame_key, make_frame
+
+
+LEASE_AHEAD = 4  # images leased at a time: the one shown and the next few
+CLAIM_TRIES = 8  # moves retried when another person leases the image found first
+JUMPS = ("id", "find", "at")  # moves to a named image: shown even if someone holds it
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,8 @@ class Backend:
         self._lock = threading.Lock()
         self._mine: dict[int, set[int]] = {}
         self._latest: dict[int, int] = {}
+        self.lease_ttl_s = leases.DEFAULT_TTL_S
+        self.leased_in: set[int] = set()
 
     def dataset(self, name: str) -> q.DatasetInfo:
         with self.store.session() as s:
@@ -67,10 +74,44 @@ class Backend:
 
     def find_view(self, dataset_id: int, spec: q.QueueSpec, how: str, image_id: int | None,
                   arg: Any = None) -> q.ImageView | None:  # fmt: skip
-        """The image a move leads to, read fresh with its labels (None: there is none)."""
+        """The image a move leads to, read fresh with its labels (None: there is none).
+        A move through the queue skips images another person holds and leases the image
+        served (and the next few) to this person; a jump to a named image shows it anyway."""
+        spec = replace(spec, holder=self.author)
         with self.store.session() as s:
             target = _locate(s, dataset_id, spec, how, image_id, arg)
+            for _ in range(CLAIM_TRIES):
+                if target is None or self._claim(s, dataset_id, spec, target) or how in JUMPS:
+                    break
+                target = _locate(s, dataset_id, spec, how, image_id, arg)
             return q.load_view(s, target) if target is not None else None
+
+    def _claim(self, s: Any, dataset_id: int, spec: q.QueueSpec, target: int) -> bool:
+        """Lease `target` and the images after it in the queue; False if someone else got
+        `target` first. Releases this person's leases on images it moved away from."""
+        window = [target]
+        while len(window) < LEASE_AHEAD:
+            after = q.step(s, spec, window[-1])
+            if after is None or after in window:
+                break
+            window.append(after)
+        got = leases.claim(s, dataset_id, window, self.author, ttl_s=self.lease_ttl_s)
+        self.leased_in.add(dataset_id)
+        leases.keep_only(s, dataset_id, self.author, got)
+        return target in got
+
+    def heartbeat(self) -> None:
+        """Keep this person's leases alive while the app is open."""
+        with self.store.session() as s:
+            for dataset_id in sorted(self.leased_in):
+                leases.heartbeat(s, dataset_id, self.author, ttl_s=self.lease_ttl_s)
+
+    def release(self) -> None:
+        """Give this person's images back to the queue (quitting)."""
+        with self.store.session() as s:
+            for dataset_id in sorted(self.leased_in):
+                leases.release(s, dataset_id, self.author)
+        self.leased_in.clear()
 
     def view(self, image_id: int) -> q.ImageView:
         with self.store.session() as s:
