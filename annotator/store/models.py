@@ -333,6 +333,7 @@ class SnapshotImage(Base):
     orientation: Mapped[int] = mapped_column(Integer)
     split: Mapped[str | None] = mapped_column(String(5))
     status: Mapped[str] = mapped_column(String(10))
+    flag: Mapped[str | None] = mapped_column(Text)
 
 
 class SyncState(Base):

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from annotator.annotation import Box, Label, Sample
@@ -171,6 +171,7 @@ class SnapshotView:
         t = SnapshotImage.__table__.c
         cols = (t.image_id, t.path, t.width, t.height, t.split, t.sha256, t.orientation, t.status)
         where = t.split.is_(None) if split is None else t.split == split
+        where = and_(where, t.flag.is_(None))  # a flagged image waits for a person
         last = 0
         while True:
             stmt = (

@@ -27,7 +27,7 @@ from annotator.store.models import (
 from annotator.store.rewind import SnapshotView, image_states_between, rewind, states_between
 
 MOVED_IOU = 0.95
-IMAGE_COLUMNS = ("path", "sha256", "width", "height", "orientation", "split", "status")
+IMAGE_COLUMNS = ("path", "sha256", "width", "height", "orientation", "split", "status", "flag")
 
 
 def check_tag(tag: str) -> str:

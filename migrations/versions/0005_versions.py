@@ -45,6 +45,7 @@ def upgrade() -> None:
     sa.Column('orientation', sa.Integer(), nullable=False),
     sa.Column('split', sa.String(length=5), nullable=True),
     sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('flag', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['snapshot_id'], ['snapshots.id'], name=op.f('fk_snapshot_images_snapshot_id_snapshots'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('snapshot_id', 'image_id', name=op.f('pk_snapshot_images'))
     )
