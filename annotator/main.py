@@ -40,6 +40,8 @@ COMMANDS = {
     "train": "annotator.cli.learn:train",
     "suspects": "annotator.cli.quality:suspects",
     "dupes": "annotator.cli.quality:dupes",
+    "suspects": "annotator.cli.quality:suspects",
+    "dupes": "annotator.cli.quality:dupes",
     "review": "annotator.cli.review:review",
 }
 

@@ -28,6 +28,7 @@ from annotator.formats.media import MediaPlacer
 from annotator.formats.registry import get_format
 from annotator.store.bulk import EXPORTED_STATUSES, export_samples, gc_paused, reviews_for
 from annotator.store.datasets import get_dataset
+from annotator.store.dupes import check_leakage, marked_duplicates
 from annotator.store.history import position
 from annotator.store.models import Annotation, Dataset, Image
 from annotator.store.splits import splits_present
@@ -65,8 +66,10 @@ def export_dataset(
     overwrite: bool = False,
     include_pending: bool = False,
     progress: ProgressFn | None = None,
+    allow_leakage: bool = False,
 ) -> ExportReport:
-    """Export dataset `name` to `dest` in format `fmt`. Reads only: commits nothing."""
+    """Export dataset `name` to `dest` in format `fmt`. Reads only: commits nothing. Refused
+    when a group of near-duplicates (`dupes`) spans two splits, unless `allow_leakage`."""
     _one_snapshot(session)
     spec = get_format(fmt)
     ds = get_dataset(session, name)
@@ -75,6 +78,8 @@ def export_dataset(
     dest = norm(Path(dest).expanduser())
     check_dest(dest, ds, overwrite)
     splits = splits_present(session, ds)
+    if not allow_leakage:
+        check_leakage(session, ds)
     if not splits:
         raise InvalidInputError(
             f"dataset {ds.name!r} has no image with a split: run "
@@ -180,7 +185,9 @@ def export_left_out(session: Session, ds: Dataset, include_pending: bool = False
         Image.status.not_in(EXPORTED_STATUSES),
         Image.id.not_in(labelled),
     )
-    return {"no_split": no_split, "unlabeled": int(session.scalar(stmt) or 0)}
+    dupes = select(func.count()).where(Image.id.in_(marked_duplicates(ds.id)))
+    return {"no_split": no_split, "unlabeled": int(session.scalar(stmt) or 0),
+            "duplicate": int(session.scalar(dupes) or 0)}  # fmt: skip
 
 
 def check_dest(dest: Path, ds: Dataset, overwrite: bool) -> None:

@@ -7,7 +7,8 @@ annotations and one history 'create' event per annotation with executemany, one 
 batch: a kill leaves whole batches, and a re-run skips what is stored, labels included.
 
 Export streams the samples of a split in chunks (bounded memory at any size): human and accepted
-labels, pending ones on request. Depends on the store only; no format knows the ORM."""
+labels, pending ones on request; images marked near-duplicates stay out. Depends on the store
+only; no format knows the ORM."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from annotator.annotation import Box, Label, Sample
 from annotator.store.datasets import current_user
+from annotator.store.dupes import marked_duplicates
 from annotator.store.history import ANNOTATION_FIELDS
 from annotator.store.imagefile import BadImage, ImageInfo, probe
 from annotator.store.images import stored_path
@@ -464,6 +466,7 @@ def _image_chunks(
         stmt = (
             select(*cols)
             .where(Image.dataset_id == ds.id, where, Image.id > last)
+            .where(Image.id.not_in(marked_duplicates(ds.id)))
             .order_by(Image.id)
             .limit(chunk)
         )

@@ -1,6 +1,7 @@
-"""Reading what the store needs from an image file without decoding its pixels: the SHA-256 of
-its bytes, its size as displayed (EXIF orientation applied), the orientation tag, and whether the
-file is a whole, sane image. Every failure becomes a `BadImage` with the path and the reason."""
+"""Reading what the store needs from an image file without decoding its pixels (but for a
+small decode for its perceptual hash, on request): the SHA-256 of its bytes, its size as
+displayed (EXIF orientation applied), the orientation tag, and whether the file is a whole,
+sane image. Every failure becomes a `BadImage` with the path and the reason."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class ImageInfo:
     height: int  # as displayed
     orientation: int
     size_bytes: int
+    phash: int | None = None  # perceptual hash (signed 64-bit), when asked for and computable
 
 
 def is_image_name(path: Path) -> bool:
@@ -70,8 +72,10 @@ def _check_complete(path: Path, fmt: str | None, data: bytes) -> None:
         raise BadImage(path, "truncated PNG (no IEND chunk)")
 
 
-def probe(path: Path, max_pixels: int = MAX_PIXELS) -> ImageInfo:
-    """Hash and inspect `path`; raises BadImage with the reason when it cannot be stored."""
+def probe(path: Path, max_pixels: int = MAX_PIXELS, phash: bool = False) -> ImageInfo:
+    """Hash and inspect `path`; raises BadImage with the reason when it cannot be stored.
+    With `phash`, also its perceptual hash (decoding JPEGs at a reduced scale; None when the
+    pixels cannot be decoded: `dupes` retries and reports)."""
     from PIL import Image, UnidentifiedImageError
 
     data = read_bytes(path)
@@ -97,7 +101,17 @@ def probe(path: Path, max_pixels: int = MAX_PIXELS) -> ImageInfo:
     if orientation in SWAPPING_ORIENTATIONS:
         width, height = height, width
     digest = hashlib.sha256(data).hexdigest()
-    return ImageInfo(path, digest, width, height, orientation, len(data))
+    perceptual = _phash(img) if phash else None
+    return ImageInfo(path, digest, width, height, orientation, len(data), perceptual)
+
+
+def _phash(img: object) -> int | None:
+    from annotator.store.dupes import phash_of
+
+    try:
+        return phash_of(img)
+    except Exception:  # pixels that do not decode: the file is stored, its hash left to dupes
+        return None
 
 
 def _orientation(img: object) -> int:

@@ -117,7 +117,7 @@ def _probed_batches(files: list[Path], workers: int) -> Iterator[list[ImageInfo 
         if not is_image_name(path) and path.is_symlink():
             return BadImage(path, "not an image file name")
         try:
-            return probe(path)
+            return probe(path, phash=True)
         except BadImage as bad:
             return bad
         except Exception as exc:  # an image library failing in a way of its own
@@ -138,6 +138,7 @@ def _row(ds: Dataset, info: ImageInfo) -> dict[str, object]:
         "height": info.height,
         "orientation": info.orientation,
         "size_bytes": info.size_bytes,
+        "phash": info.phash,
         "status": "unlabeled",
         "revision": 1,
         "added_at": now,

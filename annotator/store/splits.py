@@ -4,7 +4,7 @@ seeded (the same seed and images give the same splits) and stratified by class: 
 stratum is its class (classification) or its rarest class (multilabel, detection: the class on
 the fewest images); images without labels form a stratum of their own. Each change is written to
 the history as a 'split' event (what incremental mirrors read), under a bulk author so the
-label app's undo does not reverse it."""
+label app's undo does not reverse it. A group of near-duplicates (`dupes`) goes to one split."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from annotator.errors import InvalidInputError
 from annotator.store.bulk import bulk_author, executemany, now_param
+from annotator.store.dupes import keep_groups_together
 from annotator.store.models import SPLIT_NAMES, Annotation, Dataset, HistoryEvent, Image
 
 ProgressFn = Callable[[int, int], None]
@@ -70,6 +71,7 @@ def assign_splits(
     todo = [(i, old, sha) for i, old, sha in rows if reassign or old is None]
     report = SplitReport(kept=len(rows) - len(todo))
     chosen = stratified(_strata(session, ds, todo), ratios, seed)
+    chosen = keep_groups_together(session, ds.id, {i: old for i, old, _ in rows}, chosen)
     changes = [(image_id, old, chosen[image_id]) for image_id, old, _ in todo]
     changes = [c for c in changes if c[1] != c[2]]
     _write(session, ds, changes, progress)

@@ -1,0 +1,163 @@
+"""Near-duplicates: pHash at add and backfilled, an exact Hamming search, resized copies grouped
+and unrelated images not, confirmation by embeddings, marking duplicates out of exports, export
+refusing train/val leakage, and split keeping a group in one split."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select, update
+
+from annotator.learn.dupes import find_duplicates, near_pairs
+from annotator.store.datasets import create_dataset, get_dataset
+from annotator.store.db import Store
+from annotator.store.embeddings import write_embeddings
+from annotator.store.images import add_images
+from annotator.store.models import Image
+
+
+def smooth_picture(seed: int, size: tuple[int, int] = (240, 180)) -> object:
+    """A photo-like picture: a random coarse colour field, smoothly interpolated."""
+    from PIL import Image as PILImage
+
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
+    return PILImage.fromarray(coarse).resize(size, PILImage.Resampling.BICUBIC)
+
+
+def write_set(folder: Path, originals: int, copies: int) -> dict[str, int]:
+    """`originals` distinct pictures and a resized, re-encoded copy of the first `copies`;
+    returns file name -> the seed of the picture it shows."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shown = {}
+    for seed in range(originals):
+        picture = smooth_picture(seed)
+        picture.save(folder / f"orig{seed:03d}.png")  # type: ignore[attr-defined]
+        shown[f"orig{seed:03d}.png"] = seed
+        if seed < copies:
+            small = picture.resize((168, 126))  # type: ignore[attr-defined]
+            small.save(folder / f"copy{seed:03d}.jpg", quality=50)
+            shown[f"copy{seed:03d}.jpg"] = seed
+    return shown
+
+
+Make = Callable[..., tuple[int, dict[str, int]]]
+
+
+@pytest.fixture
+def photos(store: Store, tmp_path: Path) -> Make:
+    def make(originals: int = 6, copies: int = 2, name: str = "p") -> tuple[int, dict[str, int]]:
+        folder = tmp_path / name
+        shown = write_set(folder, originals, copies)
+        with store.session() as s:
+            ds = create_dataset(s, name, "classification", ["a", "b"], folder)
+            add_images(s, ds, [folder])
+            return ds.id, shown
+
+    return make
+
+
+def _names(store: Store, ds_id: int) -> dict[int, str]:
+    with store.session() as s:
+        rows = s.execute(select(Image.id, Image.path).where(Image.dataset_id == ds_id))
+        return {i: Path(p).name for i, p in rows}
+
+
+def test_near_pairs_matches_brute_force() -> None:
+    rng = np.random.default_rng(1)
+    hashes = rng.integers(0, 2**63, size=400, dtype=np.int64).view(np.uint64) * np.uint64(2)
+    flips = rng.integers(0, 64, size=(60, 5))
+    near = hashes[:60].copy()
+    for row, bits in enumerate(flips):
+        for b in bits[: row % 6]:
+            near[row] ^= np.uint64(1) << np.uint64(b)
+    hashes = np.concatenate([hashes, near])
+    pairs, distances = near_pairs(hashes, 6)
+    d = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
+    expected = {(i, j) for i, j in zip(*np.nonzero(d <= 6), strict=True) if i < j}
+    assert {(int(i), int(j)) for i, j in pairs} == expected
+    assert len(expected) >= 50  # the planted copies, found
+    assert all(distances == d[pairs[:, 0], pairs[:, 1]])
+
+
+def test_add_hashes_and_a_resized_copy_is_grouped(store: Store, photos: Make, run_cli) -> None:
+    ds_id, _ = photos(originals=6, copies=2)
+    with store.session() as s:
+        assert s.scalar(select(Image.id).where(Image.phash.is_(None))) is None
+    result = run_cli("dupes", "p", "--json")
+    assert result.exit_code == 0, result.output
+    groups = json.loads(result.stdout)["groups"]
+    found = sorted(sorted(Path(m["path"]).name for m in g["images"]) for g in groups)
+    assert found == [["copy000.jpg", "orig000.png"], ["copy001.jpg", "orig001.png"]]
+
+
+def test_images_added_before_hashing_are_backfilled(store: Store, photos: Make) -> None:
+    ds_id, _ = photos(originals=4, copies=1)
+    with store.session() as s:
+        s.execute(update(Image).values(phash=None))
+        s.commit()
+        seen: list[tuple[int, int]] = []
+        report = find_duplicates(s, get_dataset(s, "p"), progress=lambda d, t: seen.append((d, t)))
+    assert report.hashed == 5 and report.groups == 1 and report.grouped_images == 2
+    assert seen[-1] == (5, 5)
+
+
+def test_embeddings_veto_a_hash_match_between_different_pictures(store: Store, photos: Make) -> None:
+    ds_id, _ = photos(originals=4, copies=1)
+    names = {v: k for k, v in _names(store, ds_id).items()}
+    with store.session() as s:
+        orig, copy = names["orig000.png"], names["copy000.jpg"]
+        write_embeddings(s, "m", None, [(orig, np.array([1.0, 0.0])), (copy, np.array([0.0, 1.0]))])
+        report = find_duplicates(s, get_dataset(s, "p"))
+    assert report.groups == 0 and report.rejected_by_embedding == 1 and report.embedding_model == "m"
+
+
+def _split(store: Store, ds_id: int, splits: dict[str, str]) -> dict[str, int]:
+    ids = {v: k for k, v in _names(store, ds_id).items()}
+    with store.session() as s:
+        for name, split in splits.items():
+            s.execute(update(Image).where(Image.id == ids[name]).values(split=split, status="labeled"))
+        s.commit()
+    return ids
+
+
+def test_export_refuses_a_group_across_splits_until_one_is_kept(store: Store, photos: Make, run_cli, tmp_path: Path) -> None:
+    ds_id, shown = photos(originals=3, copies=1)
+    ids = _split(store, ds_id, {n: "train" for n in shown} | {"copy000.jpg": "val"})
+    assert run_cli("dupes", "p").exit_code == 0
+    refused = run_cli("export", "imagefolder", "p", str(tmp_path / "out"))
+    assert refused.exit_code == 2
+    assert "orig000.png (train)" in refused.stderr and "copy000.jpg (val)" in refused.stderr
+    assert "--allow-leakage" in refused.stderr
+    allowed = run_cli("export", "imagefolder", "p", str(tmp_path / "leaky"), "--allow-leakage")
+    assert allowed.exit_code == 0, allowed.output
+    assert run_cli("dupes", "p", "--keep", str(ids["orig000.png"])).exit_code == 0
+    kept = run_cli("export", "imagefolder", "p", str(tmp_path / "out"))
+    assert kept.exit_code == 0, kept.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["left_out"]["duplicate"] == 1
+    assert not list((tmp_path / "out").rglob("copy000*"))
+    assert run_cli("dupes", "p", "--restore", str(ids["copy000.jpg"])).exit_code == 0
+    assert run_cli("export", "imagefolder", "p", str(tmp_path / "again")).exit_code == 2
+
+
+def test_split_keeps_a_group_in_one_split(store: Store, photos: Make, run_cli) -> None:
+    ds_id, _ = photos(originals=30, copies=10)
+    assert run_cli("dupes", "p").exit_code == 0
+    result = run_cli("split", "p", "--ratios", "train=0.5,val=0.5", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    with store.session() as s:
+        split = dict(s.execute(select(Image.path, Image.split)).tuples().all())
+    pairs = [(f"orig{i:03d}.png", f"copy{i:03d}.jpg") for i in range(10)]
+    assert all(split[a] == split[b] for a, b in pairs), split
+    assert {split[a] for a, _ in pairs} == {"train", "val"}  # groups are spread, not lumped
+
+
+def test_dupes_of_an_unknown_image_is_one_error_line(photos: Make, run_cli) -> None:
+    photos(originals=2, copies=0)
+    result = run_cli("dupes", "p", "--keep", "999")
+    assert result.exit_code == 2 and result.stderr.startswith("error: image 999 is in no")
