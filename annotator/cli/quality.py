@@ -50,13 +50,12 @@ def suspects(
 
 
 def _find(session: Any, ds: Any, embeddings: str, folds: int) -> Any:
+    from rich.console import Console
+
     from annotator.learn.suspects import find_suspects
 
-    with progress_bar("suspects", unit="steps") as update:
-        update(0, 1)
-        report = find_suspects(session, ds, embeddings=embeddings, folds=folds)
-        update(1, 1)
-    return report
+    with Console(stderr=True).status(f"cross-validating {folds} folds, ranking labels"):
+        return find_suspects(session, ds, embeddings=embeddings, folds=folds)
 
 
 def _flag_dict(flag: Any) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def test_near_pairs_matches_brute_force() -> None:
 
 
 def test_add_hashes_and_a_resized_copy_is_grouped(store: Store, photos: Make, run_cli) -> None:
-    ds_id, _ = photos(originals=6, copies=2)
+    photos(originals=6, copies=2)
     with store.session() as s:
         assert s.scalar(select(Image.id).where(Image.phash.is_(None))) is None
     result = run_cli("dupes", "p", "--json")
@@ -96,7 +96,7 @@ def test_add_hashes_and_a_resized_copy_is_grouped(store: Store, photos: Make, ru
 
 
 def test_images_added_before_hashing_are_backfilled(store: Store, photos: Make) -> None:
-    ds_id, _ = photos(originals=4, copies=1)
+    photos(originals=4, copies=1)
     with store.session() as s:
         s.execute(update(Image).values(phash=None))
         s.commit()
@@ -106,26 +106,34 @@ def test_images_added_before_hashing_are_backfilled(store: Store, photos: Make) 
     assert seen[-1] == (5, 5)
 
 
-def test_embeddings_veto_a_hash_match_between_different_pictures(store: Store, photos: Make) -> None:
+def test_embeddings_veto_a_hash_match_between_different_pictures(
+    store: Store, photos: Make
+) -> None:
     ds_id, _ = photos(originals=4, copies=1)
     names = {v: k for k, v in _names(store, ds_id).items()}
     with store.session() as s:
         orig, copy = names["orig000.png"], names["copy000.jpg"]
         write_embeddings(s, "m", None, [(orig, np.array([1.0, 0.0])), (copy, np.array([0.0, 1.0]))])
         report = find_duplicates(s, get_dataset(s, "p"))
-    assert report.groups == 0 and report.rejected_by_embedding == 1 and report.embedding_model == "m"
+    assert (
+        report.groups == 0 and report.rejected_by_embedding == 1 and report.embedding_model == "m"
+    )
 
 
 def _split(store: Store, ds_id: int, splits: dict[str, str]) -> dict[str, int]:
     ids = {v: k for k, v in _names(store, ds_id).items()}
     with store.session() as s:
         for name, split in splits.items():
-            s.execute(update(Image).where(Image.id == ids[name]).values(split=split, status="labeled"))
+            s.execute(
+                update(Image).where(Image.id == ids[name]).values(split=split, status="labeled")
+            )
         s.commit()
     return ids
 
 
-def test_export_refuses_a_group_across_splits_until_one_is_kept(store: Store, photos: Make, run_cli, tmp_path: Path) -> None:
+def test_export_refuses_a_group_across_splits_until_one_is_kept(
+    store: Store, photos: Make, run_cli, tmp_path: Path
+) -> None:
     ds_id, shown = photos(originals=3, copies=1)
     ids = _split(store, ds_id, {n: "train" for n in shown} | {"copy000.jpg": "val"})
     assert run_cli("dupes", "p").exit_code == 0
@@ -146,7 +154,7 @@ def test_export_refuses_a_group_across_splits_until_one_is_kept(store: Store, ph
 
 
 def test_split_keeps_a_group_in_one_split(store: Store, photos: Make, run_cli) -> None:
-    ds_id, _ = photos(originals=30, copies=10)
+    photos(originals=30, copies=10)
     assert run_cli("dupes", "p").exit_code == 0
     result = run_cli("split", "p", "--ratios", "train=0.5,val=0.5", "--seed", "3")
     assert result.exit_code == 0, result.output
