@@ -116,6 +116,11 @@ def _count(store: Store) -> int:
 def test_killed_embed_leaves_whole_batches_and_a_rerun_finishes(
     store: Store, coloured: MakeColoured, db_url: str
 ) -> None:
+    kill_and_rerun(store, coloured, db_url)
+
+
+def kill_and_rerun(store: Store, coloured: MakeColoured, db_url: str) -> None:
+    """SIGKILL `annotator embed` once it stored two batches; a re-run embeds the rest."""
     ds_id, _ = coloured(4)  # 12 images, one per batch, 0.4 s each
     cmd = [sys.executable, "-m", "annotator", "--db", db_url, "embed", "c", "--model",
            SLOW_COLOUR, "--batch-size", "1", "--workers", "0"]  # fmt: skip
