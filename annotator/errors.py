@@ -29,6 +29,10 @@ class ConflictError(AnnotatorError):
     """An edit based on a stale revision, or a name that is already taken."""
 
 
+class DatabaseBusyError(AnnotatorError):
+    """Another program kept the database's write lock longer than this one would wait."""
+
+
 class SchemaOutdatedError(AnnotatorError):
     """The database was written by an older schema revision."""
 

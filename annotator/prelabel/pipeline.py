@@ -210,6 +210,7 @@ def prelabel(
 ) -> PrelabelReport:
     """Run `options.model` over the dataset's images and store its predictions per batch."""
     options.check()
+    session.commit()  # the write lock taken by reading `ds` is not held while the model loads
     model = load_model(options.model, options.weights)
     _check_task(model, ds)
     cmap = build_class_map(model.categories, [c.name for c in ds.classes],

@@ -273,6 +273,7 @@ class _Writer:
         self.author, self.history_author = current_user(), bulk_author()
         self.stored = set(session.scalars(select(Image.sha256).where(Image.dataset_id == ds.id)))
         self.paths = set(session.scalars(select(Image.path).where(Image.dataset_id == ds.id)))
+        session.commit()  # the write lock is not held while the first batch is probed
         self.seen: dict[str, str] = {}
         self.root = ds.root.rstrip("/") + "/" if ds.root else None
 

@@ -9,18 +9,21 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from annotator.errors import AnnotatorError, InvalidInputError, SchemaOutdatedError
+from annotator.store.busy import busy_error, is_busy, retry_busy
 
 DEFAULT_DB = "annotator.db"
 BUSY_TIMEOUT_MS = 30_000
+READONLY = "annotator_readonly"  # execution option: a transaction that will not write
 
 
 def resolve_url(db: str | None) -> str:
@@ -36,12 +39,15 @@ def resolve_url(db: str | None) -> str:
 
 
 def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.close()
+    def setup() -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode=WAL")  # a new file's first connections race for this
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    retry_busy(setup, "connecting")
 
 
 def make_engine(url: str) -> Engine:
@@ -55,15 +61,24 @@ def make_engine(url: str) -> Engine:
 
 
 def _begin_immediate_writes(engine: Engine) -> None:
-    """Let SQLAlchemy, not pysqlite, issue BEGIN, so transactions are real and savepoints work."""
+    """Let SQLAlchemy, not pysqlite, issue BEGIN, so transactions are real and savepoints work.
+
+    A transaction takes the write lock at its start (BEGIN IMMEDIATE), so a writer waits its
+    turn under the busy timeout: a deferred transaction that read first cannot wait for the
+    lock (SQLite refuses it at once with "database is locked" once another writer committed
+    since its read). Read-only sessions (`Store.session(readonly=True)`) stay deferred and
+    never wait for writers. Taking the lock is retried while it stays busy (`retry_busy`)."""
 
     @event.listens_for(engine, "connect")
     def _no_autobegin(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
         dbapi_conn.isolation_level = None
 
     @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+    def _begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(READONLY, False):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            retry_busy(lambda: conn.exec_driver_sql("BEGIN IMMEDIATE"), "waiting to write")
 
 
 def migrations_dir() -> Path:
@@ -126,20 +141,38 @@ class Store:
     engine: Engine
     factory: sessionmaker[Session]
 
+    @cached_property
+    def _reader(self) -> Engine:
+        return self.engine.execution_options(**{READONLY: True})
+
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One session per unit of work; use-case functions commit, errors roll back."""
-        session = self.factory()
+    def session(self, readonly: bool = False) -> Iterator[Session]:
+        """One session per unit of work; use-case functions commit, errors roll back.
+
+        On SQLite every transaction of a session takes the write lock when it starts (writers
+        wait their turn), so keep them short: commit before slow work that is not the
+        database's. A session that only reads says `readonly=True`: it never waits for a
+        writer, and may not write. A database still busy after the retries is one
+        DatabaseBusyError."""
+        session = self.factory(bind=self._reader) if readonly else self.factory()
+        if readonly:
+            event.listen(session, "before_flush", _refuse_writes)
         try:
             yield session
-        except BaseException:
+        except BaseException as exc:
             session.rollback()
+            if is_busy(exc):
+                raise busy_error("writing") from exc
             raise
         finally:
             session.close()
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _refuse_writes(session: Session, _context: Any, _instances: Any) -> None:
+    raise AnnotatorError("a read-only session cannot write (open it without readonly=True)")
 
 
 def open_store(db: str | None = None, *, create: bool = True, check: bool = True) -> Store:

@@ -81,11 +81,12 @@ def add_images(
     if ds.root is None and sources:
         first = sources[0]
         ds.root = str((first if first.is_dir() else first.parent).resolve())
-        session.commit()
+    session.commit()  # a transaction holds the write lock: none is open while folders are walked
     files, bad = collect(sources)
     report = AddReport(rejected=bad)
     known_paths = set(session.scalars(select(Image.path).where(Image.dataset_id == ds.id)))
     known_hashes = set(session.scalars(select(Image.sha256).where(Image.dataset_id == ds.id)))
+    session.commit()  # nor while images are probed: each batch's insert takes the lock anew
     todo = []
     for f in files:
         if stored_path(ds, f) in known_paths:

@@ -69,7 +69,7 @@ class Backend:
         self.leased_in: set[int] = set()
 
     def dataset(self, name: str) -> q.DatasetInfo:
-        with self.store.session() as s:
+        with self.store.session(readonly=True) as s:
             return q.dataset_info(s, name)
 
     def find_view(self, dataset_id: int, spec: q.QueueSpec, how: str, image_id: int | None,
@@ -114,7 +114,7 @@ class Backend:
         self.leased_in.clear()
 
     def view(self, image_id: int) -> q.ImageView:
-        with self.store.session() as s:
+        with self.store.session(readonly=True) as s:
             return q.load_view(s, image_id)
 
     def frame(self, view: q.ImageView, canvas: Canvas, urgent: bool = True,
@@ -143,7 +143,7 @@ class Backend:
         stopping as soon as `cancelled()` says the user has moved on."""
         current: int | None = image_id
         for _ in range(count):
-            with self.store.session() as s:
+            with self.store.session(readonly=True) as s:
                 current = q.step(s, spec, current) if current is not None else None
                 if current is None or cancelled():
                     return
@@ -158,7 +158,7 @@ class Backend:
     def counts(self, dataset_id: int, spec: q.QueueSpec, image_id: int) -> tuple[int, ...]:
         """(position, queue size, images done, images) for the status bar; done = every
         status but unlabeled. Index range counts, run after the person pauses."""
-        with self.store.session() as s:
+        with self.store.session(readonly=True) as s:
             images = q.total(s, dataset_id, q.QueueSpec("all", spec.order))
             unlabeled = q.total(s, dataset_id, q.QueueSpec("unlabeled", spec.order))
             return (q.position(s, spec, image_id), q.total(s, dataset_id, spec),
@@ -201,7 +201,7 @@ class Backend:
 
     def overview(self) -> list[Progress]:
         """Progress of every dataset in the database (for the overview screen)."""
-        with self.store.session() as s:
+        with self.store.session(readonly=True) as s:
             return [progress(s, ds) for ds in list_datasets(s)]
 
 

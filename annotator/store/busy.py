@@ -1,0 +1,67 @@
+"""Waiting for a busy SQLite database: recognising "database is locked" and retrying the step
+that hit it (taking the write lock, setting up a connection) with growing pauses, a bounded
+number of times, before one clear `DatabaseBusyError`. Each try already waits up to SQLite's busy
+timeout; the retries cover a writer that holds the lock longer than that, and the few places
+where SQLite answers "busy" without waiting. Only steps that change nothing are retried: a
+transaction's work is never replayed here."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import OperationalError
+
+from annotator.errors import DatabaseBusyError
+
+T = TypeVar("T")
+
+BUSY_TRIES = 3
+FIRST_PAUSE_S = 0.05
+LONGEST_PAUSE_S = 2.0
+BUSY_WORDS = ("database is locked", "database is busy", "database table is locked")
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked" (or busy), raw or wrapped by SQLAlchemy."""
+    raw = exc.orig if isinstance(exc, OperationalError) else exc
+    if not isinstance(raw, sqlite3.OperationalError):
+        return False
+    text = str(raw).lower()
+    return any(words in text for words in BUSY_WORDS)
+
+
+def pauses(
+    tries: int, first: float = FIRST_PAUSE_S, longest: float = LONGEST_PAUSE_S
+) -> list[float]:
+    """The pauses between `tries` tries: doubling from `first` up to `longest`, each with up to
+    half of it added at random so that waiting writers do not wake in step."""
+    return [min(first * 2**n, longest) * (1 + random.random() / 2) for n in range(tries - 1)]
+
+
+def retry_busy(step: Callable[[], T], what: str, tries: int | None = None) -> T:
+    """`step()`, tried again after a pause while the database is busy; after `tries` tries
+    (default BUSY_TRIES) a DatabaseBusyError saying `what` could not be done."""
+    tries = BUSY_TRIES if tries is None else tries
+    for pause in [*pauses(tries), None]:
+        try:
+            return step()
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            if not is_busy(exc):
+                raise
+            if pause is None:
+                raise busy_error(what, tries) from exc
+        time.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def busy_error(what: str, tries: int = 1) -> DatabaseBusyError:
+    """The one line a user reads when another program kept the database busy too long."""
+    times = f" ({tries} tries)" if tries > 1 else ""
+    return DatabaseBusyError(
+        f"the database stayed busy while {what}{times}: another program is writing to it "
+        "(a long import or prelabel run?); what was being written was rolled back, try again"
+    )
