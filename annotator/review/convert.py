@@ -1,12 +1,13 @@
 """Converting between store records and FiftyOne values: boxes in displayed pixels to FiftyOne's
-relative [x, y, w, h] and back, an image record to the field values of its sample, and the state
-of a sample already in FiftyOne that a rewrite must keep (tags, label ids, labels added in the
-App and not pulled yet). FiftyOne is imported lazily."""
+relative [x, y, w, h] and back, an image record to the field values of its sample, the record of
+what a push wrote (which tells edits, deletes and a label id reused for another label apart), and
+the state of a sample already in FiftyOne that a rewrite must keep (tags, label ids, labels added
+in the App and not pulled yet). FiftyOne is imported lazily."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,12 +17,46 @@ from annotator.review.records import ImageRecord, LabelRecord
 
 
 @dataclass(slots=True)
+class PushedLabel:
+    """One label as the last push wrote it, kept on its sample (`annotator_labels`): its
+    revision, its identity (creation time) and what it showed (class, relative box)."""
+
+    revision: int
+    created: str
+    label: str
+    bbox: list[float] | None = None
+
+    def to_value(self) -> dict[str, Any]:
+        return {"revision": self.revision, "created": self.created, "label": self.label,
+                "bbox": self.bbox}  # fmt: skip
+
+    @classmethod
+    def parse(cls, value: Any) -> PushedLabel | None:
+        """The entry read back from FiftyOne; None when it is not one of ours."""
+        try:
+            bbox = value.get("bbox")
+            return cls(int(value["revision"]), str(value["created"]), str(value["label"]),
+                       [float(v) for v in bbox] if bbox is not None else None)  # fmt: skip
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None
+
+    def shows(self, label: str | None, bbox: Sequence[float] | None) -> bool:
+        """Whether a label in FiftyOne still shows what was pushed (no edit in the App)."""
+        if label != self.label or (bbox is None) != (self.bbox is None):
+            return False
+        if bbox is None or self.bbox is None:
+            return True
+        return all(abs(float(a) - b) <= 1e-9 for a, b in zip(bbox, self.bbox, strict=True))
+
+
+@dataclass(slots=True)
 class KeptLabel:
     """What a rewrite keeps of a label already in FiftyOne."""
 
     label_id: str
     tags: list[str]
     revision: int | None
+    created: str | None = None  # the identity it was pushed with, when recorded
 
 
 @dataclass(slots=True)
@@ -33,6 +68,7 @@ class Existing:
     revision: int | None = None
     labels: dict[int, KeptLabel] = field(default_factory=dict)
     orphans: dict[str, list[Any]] = field(default_factory=dict)  # field -> labels without id
+    app_changes: list[str] = field(default_factory=list)  # edits and deletes not pulled
 
 
 def rel_box(box: Box, width: int, height: int) -> list[float]:
@@ -110,16 +146,53 @@ def field_value(task: str, fieldname: str, labels: list[Any]) -> Any:
     return fo.Classifications(classifications=labels)
 
 
+def _kept(rec: LabelRecord, existing: Existing | None) -> KeptLabel | None:
+    """The FiftyOne label of `rec` to keep: never one pushed for another label that had the
+    same id (a database from before ids were never reused)."""
+    kept = existing.labels.get(rec.id) if existing else None
+    if kept is not None and kept.created and kept.created != rec.created:
+        return None
+    return kept
+
+
 def label_fields(task: str, img: ImageRecord, existing: Existing | None) -> dict[str, Any]:
-    """ground_truth, prelabels and rejected of one image, keeping what FiftyOne alone holds."""
+    """ground_truth, prelabels and rejected of one image, keeping what FiftyOne alone holds,
+    and the record of the labels written (`annotator_labels`)."""
     grouped: dict[str, list[Any]] = {f: [] for f in fob.LABEL_FIELDS}
     if existing:
         for name, orphans in existing.orphans.items():
             grouped[name].extend(orphans)
     for rec in img.labels:
-        kept = existing.labels.get(rec.id) if existing else None
-        grouped[fob.FIELD_FOR_REVIEW[rec.review]].append(make_label(img, rec, kept))
-    return {name: field_value(task, name, labels) for name, labels in grouped.items()}
+        grouped[fob.FIELD_FOR_REVIEW[rec.review]].append(make_label(img, rec, _kept(rec, existing)))
+    values = {name: field_value(task, name, labels) for name, labels in grouped.items()}
+    values[fob.PUSHED] = pushed_record(img, values.values())
+    return values
+
+
+def pushed_record(img: ImageRecord, values: Iterable[Any]) -> dict[str, Any]:
+    """What the push writes of each of our labels it shows, by annotation id (as text)."""
+    created = {rec.id: rec.created for rec in img.labels}
+    record: dict[str, Any] = {}
+    for value in values:
+        for lab in labels_of(value):
+            ann_id = lab.get_field(fob.ID) if lab.has_field(fob.ID) else None
+            if ann_id is None:
+                continue  # added in the App, not pulled yet
+            bbox = lab.bounding_box if lab.has_field("bounding_box") else None
+            entry = PushedLabel(lab[fob.REVISION], created[ann_id], lab.label,
+                                list(bbox) if bbox is not None else None)  # fmt: skip
+            record[str(ann_id)] = entry.to_value()
+    return record
+
+
+def labels_of(value: Any) -> list[Any]:
+    """The labels a field value holds (Detections, Classifications or one Classification)."""
+    if value is None:
+        return []
+    for attr in ("detections", "classifications"):
+        if hasattr(value, attr):
+            return list(getattr(value, attr) or [])
+    return [value]
 
 
 def class_disagreement(img: ImageRecord) -> bool:

@@ -1,8 +1,10 @@
 """Turning what FiftyOne holds into a plan of store changes, without changing anything: label
 tags accept/reject/fix become review decisions, sample tags skip/relabel become statuses, labels
-whose class or box differ from the store become edits, labels added to ground_truth become new
-labels. A decision on something the store changed since the push becomes a conflict, never a
-change. Knows the store only through records and a lookup of pushed states."""
+whose class or box the App changed become edits, labels deleted there become deletes, labels
+added to ground_truth become new labels. A mirrored label stands for the store's label with the
+same id on the same image and, where the push recorded it, the same creation time: never for
+another label that got its id. A decision on something the store changed since the push becomes
+a conflict, never a change. Knows the store only through records and a lookup of pushed states."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from dataclasses import field as dc_field
 
 from annotator.annotation import Box
 from annotator.review import backend as fob
-from annotator.review.convert import abs_box, same_box
+from annotator.review.convert import PushedLabel, abs_box, same_box
 from annotator.review.mirror import FoLabel, FoSample
 from annotator.review.records import ImageRecord, LabelRecord
 from annotator.store.models import Dataset
@@ -33,7 +35,7 @@ class Ref:
 
 @dataclass(slots=True)
 class Step:
-    """One store change: review | edit | create | link | status."""
+    """One store change: review | edit | delete | create | link | status."""
 
     kind: str
     image_id: int
@@ -85,6 +87,7 @@ class Planner:
             by_id = {rec.id: rec for rec in img.labels}
             for label in sample.labels:
                 self._label(img, sample, label, by_id)
+            self._deleted(img, sample, by_id)
             self._sample(img, sample)
         return self.plan
 
@@ -102,10 +105,28 @@ class Planner:
         if label.annotator_id is None:
             self._added(img, label, ref)
             return
+        was = sample.pushed.get(label.annotator_id)
         rec = by_id.get(label.annotator_id)
+        if rec is not None and was is not None and was.created != rec.created:
+            rec = None  # the id came back for another label since the push
         if rec is not None:
-            self._edited(img, label, rec, ref)
+            self._edited(img, label, rec, ref, was)
         self._decision(img, label, rec, ref)
+
+    def _deleted(self, img: ImageRecord, sample: FoSample, by_id: dict[int, LabelRecord]) -> None:
+        """Labels the push wrote that are gone from the App: deleted in the store too, unless
+        the store changed them since the push (a conflict)."""
+        shown = {label.annotator_id for label in sample.labels}
+        for ann_id, was in sorted(sample.pushed.items()):
+            rec = by_id.get(ann_id)
+            if ann_id in shown or rec is None or rec.created != was.created:
+                continue  # still there, or deleted in the store as well
+            ref = Ref(sample.sample_id, tags=sample.tags)
+            if rec.revision != was.revision:
+                what = f"label {ann_id} ({rec.class_name}) deleted in FiftyOne"
+                self._conflict(img, ref, what, _stale(rec.revision, was.revision))
+            else:
+                self.plan.steps.append(Step("delete", img.id, ref, ann_id=ann_id))
 
     def _decision(self, img: ImageRecord, label: FoLabel, rec: LabelRecord | None,
                   ref: Ref) -> None:  # fmt: skip
@@ -128,13 +149,16 @@ class Planner:
         else:
             self.plan.steps.append(Step("review", img.id, ref, tag, rec.id, state))
 
-    def _edited(self, img: ImageRecord, label: FoLabel, rec: LabelRecord, ref: Ref) -> None:
+    def _edited(self, img: ImageRecord, label: FoLabel, rec: LabelRecord, ref: Ref,
+                was: PushedLabel | None) -> None:  # fmt: skip
         shown = self._content(img, label)
         if _same(shown, (rec.class_name, rec.box)):
             return
+        if was is not None and was.shows(label.class_name, label.bbox):
+            return  # the store changed since the push; the App did not
         what = f"label {rec.id} ({rec.class_name})"
         if rec.revision != label.revision:
-            if not _same(shown, self.pushed(rec.id, label.revision or 0)):
+            if was is not None or not _same(shown, self.pushed(rec.id, label.revision or 0)):
                 reason = "edited in FiftyOne and changed in the store since the push"
                 self._conflict(img, ref, what, reason)
             return

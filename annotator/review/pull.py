@@ -1,8 +1,9 @@
 """Use case: pull the decisions made in the FiftyOne App back into the store. Reads the mirror,
 plans (annotator.review.decide), applies each step through annotator.store.labels (one
-transaction and one history group each, author `fiftyone`), marks in FiftyOne what was used up
-(decision tags removed, conflicts tagged `conflict`, new labels given their annotation id), then
-pushes so the mirror shows the result. Running it twice changes nothing the second time."""
+transaction and one history group each, author `fiftyone`; a label deleted in the App is
+deleted in the store), marks in FiftyOne what was used up (decision tags removed, conflicts
+tagged `conflict`, new labels given their annotation id), then pushes so the mirror shows the
+result. Running it twice changes nothing the second time."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from annotator.store import labels
 from annotator.store.models import Annotation, Dataset, HistoryEvent, Image
 
 AUTHOR = "fiftyone"
-COUNT_NAMES = {"review": "reviewed", "edit": "edited", "create": "added", "link": "linked",
-               "status": "status"}  # fmt: skip
+COUNT_NAMES = {"review": "reviewed", "edit": "edited", "delete": "deleted", "create": "added",
+               "link": "linked", "status": "status"}  # fmt: skip
 
 
 @dataclass
@@ -59,7 +60,9 @@ def pull(session: Session, ds: Dataset, *, fo_name: str | None = None,
         session.commit()  # end the read transaction before writing
         created = _apply(session, ds.task, plan, by_id, report)
         _mark(fods, ds.task, plan, created, report)
-    report.push = push(session, ds, fo_name=name, threshold=threshold, progress=progress)
+    taken = {s.image_id for s in samples if s.image_id in by_id and s.app_changes()}
+    report.push = push(session, ds, fo_name=name, threshold=threshold, progress=progress,
+                       pulled={i for i in taken if i is not None})  # fmt: skip
     return report
 
 
@@ -104,7 +107,7 @@ def _snap_box(snap: dict[str, Any]) -> Box | None:
     return Box(snap["x"], snap["y"], snap["w"], snap["h"])
 
 
-ORDER = {"edit": 0, "create": 1, "link": 2, "review": 3, "status": 4}
+ORDER = {"edit": 0, "delete": 1, "create": 2, "link": 3, "review": 4, "status": 5}
 
 
 def _apply(session: Session, task: str, plan: Plan, images: dict[int, records.ImageRecord],
@@ -152,6 +155,9 @@ def _run(session: Session, task: str, step: Step, revision: int) -> tuple[int, i
     if step.kind == "edit":
         labels.edit_annotation(session, step.ann_id or 0, AUTHOR, class_id=step.class_id,
                                box=step.box, expected_revision=revision)  # fmt: skip
+        return None
+    if step.kind == "delete":
+        labels.delete_annotation(session, step.ann_id or 0, AUTHOR, revision)
         return None
     if step.kind == "link":
         return step.ann_id or 0, 1

@@ -3,11 +3,12 @@ every image; later pushes write only the images changed since the history positi
 the SyncState row (plus images and labels inserted without history, renamed classes, and images
 whose label counts no longer match), delete what the store no longer holds, and save the views
 again. Writes are bulk (`add_samples`, `set_values`); tags set in the App and labels added there
-and not pulled yet survive a rewrite."""
+and not pulled yet survive a rewrite. A sample whose labels were edited or deleted in the App
+since the push is never rewritten: the push is refused until `review pull` took them in."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,9 +16,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from annotator.errors import ConflictError
 from annotator.review import backend as fob
 from annotator.review import mirror, records, views
-from annotator.review.convert import sample_values
+from annotator.review.convert import Existing, sample_values
 from annotator.store.history import position
 from annotator.store.models import Dataset, SyncState
 
@@ -48,12 +50,15 @@ def push(
     full: bool = False,
     threshold: float = views.DEFAULT_THRESHOLD,
     progress: ProgressFn | None = None,
+    pulled: Collection[int] = (),
 ) -> PushReport:
-    """Bring FiftyOne dataset `fo_name` (default `annotator-<name>`) up to date with `ds`."""
+    """Bring FiftyOne dataset `fo_name` (default `annotator-<name>`) up to date with `ds`.
+    `pulled`: images whose App changes a pull has just taken in (or reported): rewritten, their
+    leftovers replaced; App changes on any other sample to rewrite refuse the push."""
     fob.require_fiftyone()
     name = fo_name or fob.default_name(ds.name)
     with fob.quiet():
-        return _Push(session, ds, name, progress).run(full, threshold)
+        return _Push(session, ds, name, progress, set(pulled)).run(full, threshold)
 
 
 def sync_state(session: Session, ds: Dataset, fo_name: str) -> SyncState | None:
@@ -71,9 +76,9 @@ class _Push:
     """One push: the state it reads once, then the steps of `run`."""
 
     def __init__(self, session: Session, ds: Dataset, fo_name: str,
-                 progress: ProgressFn | None) -> None:  # fmt: skip
+                 progress: ProgressFn | None, pulled: set[int]) -> None:  # fmt: skip
         self.session, self.ds, self.fo_name = session, ds, fo_name
-        self.progress = progress
+        self.progress, self.pulled = progress, pulled
         self.state = sync_state(session, ds, fo_name)
         self.report = PushReport(ds.name, fo_name)
         self.done = self.total = 0
@@ -146,7 +151,7 @@ class _Push:
 
     def _changed(self, store_ids: list[int]) -> set[int]:
         """Images to rewrite: in history since the last push, holding labels inserted since,
-        holding a renamed class, or not in FiftyOne yet."""
+        holding a renamed class, not in FiftyOne yet, or just pulled."""
         assert self.state is not None
         info, session, ds = self.state.info, self.session, self.ds
         if info.get("root") != ds.root:
@@ -157,7 +162,7 @@ class _Push:
         dirty |= records.with_new_labels(session, ds, int(info.get("last_annotation_id", 0)))
         dirty |= records.with_classes(session, ds, renamed)
         dirty |= {i for i in store_ids if i not in self.sample_of}
-        return dirty & set(store_ids)
+        return (dirty | self.pulled) & set(store_ids)
 
     def _classes_changed(self) -> bool:
         return self._info().get("classes") != class_map(self.ds)
@@ -183,6 +188,7 @@ class _Push:
         old = [self.sample_of[r.id] for r in images if r.id in self.sample_of]
         self._add_bare([r for r in images if r.id not in self.sample_of])
         kept = mirror.existing(self.fods, task, old)
+        self._refuse_app_changes(images, kept)
         values = {self.sample_of[r.id]: sample_values(task, r, kept.get(self.sample_of[r.id]))
                   for r in images}  # fmt: skip
         for name in _field_names(values):
@@ -193,6 +199,21 @@ class _Push:
             found = views.box_disagreements(self.fods, undecided)
             self.fods.set_values(fob.DISAGREEMENT, found, key_field="id", validate=False)
         self.report.updated += len(old)
+
+    def _refuse_app_changes(self, images: list[records.ImageRecord],
+                            kept: dict[str, Existing]) -> None:  # fmt: skip
+        """A rewrite would undo edits and deletes made in the App and not pulled yet."""
+        changed: list[str] = []
+        for r in images:
+            found = kept.get(self.sample_of[r.id])
+            if found is not None and r.id not in self.pulled:
+                changed += [f"{r.filepath}: {change}" for change in found.app_changes]
+        if changed:
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            raise ConflictError(
+                f"FiftyOne dataset {self.fo_name!r} holds changes made in the App that were not "
+                f"pulled: {changed[0]}{more}; run annotator review pull {self.ds.name} first"
+            )
 
     def _add_bare(self, images: list[records.ImageRecord]) -> None:
         """New samples with only their file and image id; `_write_batch` fills the rest."""

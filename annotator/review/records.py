@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -35,6 +35,7 @@ class LabelRecord:
     note: str | None
     iscrowd: bool
     revision: int
+    created: str = ""  # when it was made (UTC, microseconds): with the id, the label's identity
 
 
 @dataclass(slots=True)
@@ -108,6 +109,7 @@ def _label_query() -> Any:
             Annotation.note,
             Annotation.iscrowd,
             Annotation.revision,
+            Annotation.created_at,
         )
         .join(LabelClass, LabelClass.id == Annotation.class_id)
         .join(ModelRun, ModelRun.id == Annotation.run_id, isouter=True)
@@ -120,8 +122,18 @@ def _label(row: Any) -> LabelRecord:
     return LabelRecord(
         id=row.id, image_id=row.image_id, class_name=row.name, box=box, source=row.source,
         model=row.model, run_id=row.run_id, score=row.score, review=row.review, note=row.note,
-        iscrowd=bool(row.iscrowd), revision=row.revision,
+        iscrowd=bool(row.iscrowd), revision=row.revision, created=stamp(row.created_at),
     )  # fmt: skip
+
+
+def stamp(when: datetime | None) -> str:
+    """A creation time as text, the same whatever the engine hands back (naive on SQLite,
+    aware in the session's zone on PostgreSQL)."""
+    if when is None:
+        return ""
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return when.isoformat(timespec="microseconds")
 
 
 def touched_since(session: Session, ds: Dataset, position: int) -> set[int]:

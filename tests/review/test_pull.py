@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from annotator.annotation import Box
 from annotator.errors import NotFoundError
@@ -220,3 +220,110 @@ def test_pull_needs_a_push_first(fo: Any, build: Any, store: Any) -> None:
     b = build("classification", 1)
     with pytest.raises(NotFoundError, match="review push"):
         do_pull(store, b)
+
+
+def remove_label(fods: Any, image_id: int, field: str, ann_id: int) -> None:
+    """Delete one of our labels in FiftyOne, as the App does."""
+    smp = by_image(fods)[image_id]
+    smp[field].detections = [x for x in smp[field].detections if x[backend.ID] != ann_id]
+    smp.save()
+
+
+@pytest.mark.parametrize("where", ["same image", "another image"])
+def test_a_label_made_after_a_delete_is_left_alone(fo: Any, build: Any, store: Any,
+                                                   where: str) -> None:  # fmt: skip
+    b = detection_store(build, store)
+    do_push(store, b)
+    newest = b.labels["pred2"]  # on image 2
+    target = b.images[2] if where == "same image" else b.images[3]
+    with store.session() as s:
+        labels.delete_annotation(s, newest, "ann")
+        made = labels.add_box(s, target, b.classes["dog"], Box(2, 2, 20, 20), "ann").id
+    before = ann(store, made)
+    report = do_pull(store, b)
+    assert report.changes == 0 and report.conflicts == [] and report.ignored == []
+    after = ann(store, made)
+    assert before and after and made != newest
+    assert (after.class_id, after.x, after.w, after.author, after.revision) == (
+        b.classes["dog"], 2, 20, "ann", before.revision)  # fmt: skip
+    (shown,) = by_image(fo.load_dataset(b.fo_name))[target].ground_truth.detections
+    assert (shown[backend.ID], shown.label) == (made, "dog")
+
+
+def test_a_label_under_a_reused_id_is_not_the_pushed_one(fo: Any, build: Any,
+                                                         store: Any) -> None:  # fmt: skip
+    """A database from before ids were never reused hands the deleted newest label's id to the
+    next label: the App's decision and content of the old label must not reach the new one."""
+    b = detection_store(build, store)
+    do_push(store, b)
+    fods = fo.load_dataset(b.fo_name)
+    i2, old = b.images[2], b.labels["pred2"]
+    tag_label(fods, i2, "prelabels", old, ["reject"])
+    with store.session() as s:
+        labels.delete_annotation(s, old, "ann")
+        new = add_prediction(s, b, i2, "dog", 0.5, Box(2, 2, 20, 20))
+        s.execute(update(Annotation).where(Annotation.id == new).values(id=old))
+        s.commit()
+    report = do_pull(store, b)
+    assert report.changes == 0
+    (conflict,) = report.conflicts
+    assert conflict.tag == "reject" and "deleted in the store" in conflict.reason
+    reused = ann(store, old)
+    assert reused is not None
+    assert (reused.class_id, reused.review, reused.x, reused.author) == (
+        b.classes["dog"], "pending", 2, "model:test")  # fmt: skip
+    (shown,) = by_image(fods)[i2].prelabels.detections
+    assert (shown[backend.ID], shown.label, shown.tags) == (old, "dog", [])
+    assert do_pull(store, b).changes == 0
+
+
+def test_labels_deleted_in_fiftyone_are_deleted_in_the_store(fo: Any, build: Any,
+                                                             store: Any) -> None:  # fmt: skip
+    b = detection_store(build, store)
+    do_push(store, b)
+    fods = fo.load_dataset(b.fo_name)
+    i1, i2 = b.images[1], b.images[2]
+    human1, pred1, pred2 = (b.labels[k] for k in ("human1", "pred1", "pred2"))
+    remove_label(fods, i1, "ground_truth", human1)
+    remove_label(fods, i2, "prelabels", pred2)
+    report = do_pull(store, b)
+    assert report.applied == {"deleted": 2}
+    assert report.conflicts == [] and report.ignored == []
+    assert ann(store, human1) is None and ann(store, pred2) is None
+    kept = ann(store, pred1)
+    assert kept is not None and (kept.review, kept.revision) == ("pending", 1)
+    with store.session() as s:
+        deletes = s.scalars(select(HistoryEvent).where(HistoryEvent.action == "delete"))
+        assert {(e.annotation_id, e.author) for e in deletes} == {
+            (human1, "fiftyone"), (pred2, "fiftyone")}  # fmt: skip
+    samples = by_image(fods)
+    assert samples[i1].ground_truth is None and samples[i2].prelabels is None
+    assert [x[backend.ID] for x in samples[i1].prelabels.detections] == [pred1]
+    events = history_size(store)
+    assert do_pull(store, b).changes == 0 and history_size(store) == events
+    assert do_push(store, b).updated == 0
+
+
+def test_a_delete_in_fiftyone_of_a_label_changed_since_the_push_is_a_conflict(
+    fo: Any, build: Any, store: Any
+) -> None:
+    b = detection_store(build, store)
+    do_push(store, b)
+    fods = fo.load_dataset(b.fo_name)
+    i1, pred1 = b.images[1], b.labels["pred1"]
+    remove_label(fods, i1, "prelabels", pred1)
+    with store.session() as s:  # someone corrects the box in the terminal meanwhile
+        labels.edit_annotation(s, pred1, "ann", box=Box(41, 30, 10, 10))
+    report = do_pull(store, b)
+    assert report.changes == 0
+    (conflict,) = report.conflicts
+    assert f"label {pred1} (cat) deleted in FiftyOne" in str(conflict)
+    assert "changed in the store since the push" in conflict.reason
+    kept = ann(store, pred1)
+    assert kept is not None and (kept.x, kept.author, kept.revision) == (41, "ann", 2)
+    smp = by_image(fods)[i1]  # shown again as it is now, the sample tagged
+    assert backend.CONFLICT_TAG in smp.tags
+    assert [x.bounding_box[0] for x in smp.ground_truth.detections if x[backend.ID] == pred1] == [
+        41 / 64]  # fmt: skip
+    again = do_pull(store, b)
+    assert (again.changes, again.conflicts) == (0, [])

@@ -244,3 +244,39 @@ def test_a_push_cut_short_is_finished_by_the_next(fo: Any, build: Any, store: An
     fods = fo.load_dataset(b.fo_name)
     assert fods.count("ground_truth.detections") == 2
     assert set(fods.load_saved_view("disagreements").values(backend.ID)) == {b.images[1]}
+
+
+def test_push_refuses_to_overwrite_app_changes_not_pulled(fo: Any, build: Any, store: Any,
+                                                          run_cli: Any) -> None:  # fmt: skip
+    from annotator.review.pull import pull
+
+    b = detection_store(build, store)
+    do_push(store, b)
+    fods = fo.load_dataset(b.fo_name)
+    i1, i2 = b.images[1], b.images[2]
+    smp = by_image(fods)[i1]
+    smp.ground_truth.detections[0].bounding_box = [0.25, 0.5, 0.5, 0.25]  # human1, moved
+    smp.save()
+    with store.session() as s:  # the store changes the same image: a push must rewrite it
+        labels.review_annotations(s, [b.labels["pred1"]], "rejected", "ann")
+    with pytest.raises(ConflictError, match=f"label {b.labels['human1']} \\(dog\\) edited"):
+        do_push(store, b)
+    assert by_image(fods)[i1].ground_truth.detections[0].bounding_box == [0.25, 0.5, 0.5, 0.25]
+    smp = by_image(fods)[i2]  # a label deleted in the App, on an image the store left alone
+    smp.prelabels.detections = []
+    smp.save()
+    for args in (["review", "push", b.name], ["review", "push", "--full", b.name]):
+        result = run_cli(*args)
+        assert result.exit_code == 2
+        (line,) = [x for x in result.stderr.splitlines() if x.startswith("error: ")]
+        assert f"run annotator review pull {b.name} first" in line
+        assert "Traceback" not in result.stderr
+    assert by_image(fods)[i1].ground_truth.detections[0].bounding_box == [0.25, 0.5, 0.5, 0.25]
+    with store.session() as s:  # pull takes both in; then there is nothing to refuse
+        report = pull(s, get_dataset(s, b.name))
+    assert report.applied == {"edited": 1, "deleted": 1} and report.conflicts == []
+    with store.session() as s:
+        moved = s.get(Annotation, b.labels["human1"])
+        assert moved is not None and (moved.x, moved.y, moved.author) == (16, 24, "fiftyone")
+        assert s.get(Annotation, b.labels["pred2"]) is None
+    assert do_push(store, b, full=True).updated == 4
