@@ -1,15 +1,11 @@
 """The FiftyOne side of the mirror: importing FiftyOne lazily (a missing install becomes a
 MissingDependencyError that says how to install the extra), the mirror's names, field layout and
-schema, and opening or creating the persistent FiftyOne dataset that mirrors a store dataset;
-FiftyOne's services as this process sees them (its own mongod's deprecation notice kept out of
-the user's way, its App server and database service stopped on request). Holds no store logic
-beyond the dataset's name, task and classes."""
+schema, and opening or creating the persistent FiftyOne dataset that mirrors a store dataset.
+Holds no store logic beyond the dataset's name, task and classes."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,9 +15,6 @@ from annotator.errors import ConflictError, MissingDependencyError
 from annotator.store.models import Dataset
 
 INSTALL_HINT = "pip install 'annotator[review]'"
-DATABASE_LOGGER = "fiftyone.core.odm.database"
-BUNDLED_NOTICE = "You are running the oldest supported major version of MongoDB"
-SERVICE_FLAG = "--51-service"  # FiftyOne's service wrapper: main.py --51-service NAME ...
 PREFIX = "annotator-"
 GROUND_TRUTH, PRELABELS, REJECTED = "ground_truth", "prelabels", "rejected"
 LABEL_FIELDS = (GROUND_TRUTH, PRELABELS, REJECTED)
@@ -66,64 +59,7 @@ def require_fiftyone() -> Any:
         raise MissingDependencyError(
             f"reviewing in FiftyOne needs the review extra: {INSTALL_HINT} ({exc})"
         ) from exc
-    if fiftyone.config.database_uri is None:
-        trust_bundled_database()
     return fiftyone
-
-
-class _BundledNotice(logging.Filter):
-    """Drops FiftyOne's "oldest supported major version" notice, printed on every connection
-    to the MongoDB that FiftyOne ships itself; every other record passes (a version mismatch,
-    a failed compatibility upgrade, a connection error)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(BUNDLED_NOTICE)
-
-
-def trust_bundled_database() -> None:
-    """Silence the deprecation notice about FiftyOne's bundled mongod (a version it ships, so
-    nothing the user can act on). Only that notice: turning `database_validation` off would
-    also skip the compatibility-version upgrade FiftyOne makes after a mongod upgrade."""
-    logger = logging.getLogger(DATABASE_LOGGER)
-    if not any(isinstance(f, _BundledNotice) for f in logger.filters):
-        logger.addFilter(_BundledNotice())
-
-
-def stop_services(name: str, grace: float) -> None:
-    """End the FiftyOne service `name` ("server": the App) that this process started: its
-    wrapper and every process under it get SIGTERM, and SIGKILL after `grace` seconds."""
-    import psutil
-
-    procs: list[Any] = []
-    for child in psutil.Process().children():
-        with contextlib.suppress(psutil.Error):
-            args = child.cmdline()
-            if SERVICE_FLAG in args[:-1] and args[args.index(SERVICE_FLAG) + 1] == name:
-                procs += [*reversed(child.children(recursive=True)), child]
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=grace)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=grace)
-
-
-def release_database(timeout: float) -> None:
-    """Let go of the database service FiftyOne started from this process (its own mongod, used
-    when no `database_uri` is configured): disconnect, tell the service this process is done
-    and wait up to `timeout` seconds for it to shut mongod down, which it does once no other
-    FiftyOne process uses it. mongod itself is never killed."""
-    database = sys.modules.get("fiftyone.core.odm.database")
-    service = getattr(database, "_db_service", None)
-    child = getattr(service, "child", None)
-    if database is None or service is None or child is None or getattr(service, "attached", True):
-        return
-    database._disconnect()
-    service.stop()
-    with contextlib.suppress(Exception):  # still serving another process: it stays
-        child.wait(timeout)
 
 
 @contextmanager
