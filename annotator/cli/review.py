@@ -57,7 +57,10 @@ def _push(ctx: Context, name: str, fo_dataset: str | None, full: bool,
               help="Prelabels under this confidence make the low_confidence view.")  # fmt: skip
 @pass_ctx
 def push(ctx: Context, name: str, full: bool, fo_dataset: str | None, threshold: float) -> None:
-    """Mirror dataset NAME into FiftyOne (only what changed since the last push)."""
+    """Mirror dataset NAME into FiftyOne (only what changed since the last push).
+
+    Refused while labels edited or deleted in the App are not pulled yet: run annotator
+    review pull NAME first, so that no decision made there is overwritten."""
     _push(ctx, name, fo_dataset, full, threshold)
 
 
@@ -95,8 +98,9 @@ def pull(ctx: Context, name: str, fo_dataset: str | None) -> None:
     """Bring the decisions made in FiftyOne back into dataset NAME.
 
     Label tags: accept, reject, fix (back to pending). Sample tags: skip, relabel. Labels
-    edited or added to ground_truth become new revisions by author 'fiftyone'. A decision on
-    something changed in the store since the push is reported and tagged 'conflict'."""
+    edited or added to ground_truth become new revisions by author 'fiftyone'; labels deleted
+    there are deleted. A decision on something changed in the store since the push is
+    reported and tagged 'conflict'."""
     from annotator.review.backend import require_fiftyone
 
     require_fiftyone()
