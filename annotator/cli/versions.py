@@ -4,11 +4,13 @@ Parses, calls the store (imported inside each command), prints a table or JSON."
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from typing import Any
 
 import click
 
-from annotator.cli.common import Context, err, pass_ctx, print_table, progress_bar
+from annotator.cli.common import Context, err, pass_ctx, print_table
+from annotator.cli.formats import lazy_bar
 
 CONFLICT_CHOICE = click.Choice(["keep", "theirs", "both", "review"])
 
@@ -127,13 +129,14 @@ def merge(ctx: Context, src: str, dest: str, from_db: str | None, mapping: str |
 
     parsed = parse_map(mapping)
     store = ctx.store(create=False)
-    other = open_store(from_db, create=False) if from_db else store
+    other = open_store(from_db, create=False) if from_db else None
     try:
-        with store.session() as s, other.session() as o, progress_bar("merging") as update:
+        with store.session() as s, ExitStack() as stack, lazy_bar("merging") as update:
+            o = stack.enter_context(other.session()) if other else s  # one database: one session
             report = run(o, get_dataset(o, src), s, get_dataset(s, dest), mapping=parsed,
                          on_conflict=on_conflict, progress=update)  # fmt: skip
     finally:
-        if other is not store:
+        if other is not None:
             other.close()
     if report.classes_added:
         err(f"note: classes added to {dest}: {', '.join(report.classes_added)}")

@@ -55,6 +55,9 @@ class Manifest(BaseModel):
         description="Class names in the dataset's order (COCO ids 1..N, YOLO indices 0..N-1)."
     )
     history_position: int = Field(description="Newest history event id the export reflects.")
+    snapshot: str | None = Field(
+        None, description="Tag of the snapshot the export matches (none when untagged)."
+    )
     include_pending: bool
     media: str
     created_at: str

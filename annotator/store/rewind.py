@@ -216,7 +216,12 @@ class SnapshotView:
                 unlabeled += sum(
                     1 for r in images if r[0] not in labels and r[7] not in EXPORTED_STATUSES
                 )
-        return {"no_split": no_split, "unlabeled": unlabeled}
+        t = SnapshotImage.__table__.c
+        stmt = select(func.count()).where(
+            t.snapshot_id == self.snapshot_id, t.split.is_not(None), t.flag.is_not(None)
+        )
+        flagged = int(self.session.scalar(stmt) or 0)
+        return {"no_split": no_split, "unlabeled": unlabeled, "flagged": flagged}
 
 
 def _row(state: dict[str, Any]) -> tuple[Any, ...]:
