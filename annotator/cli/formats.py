@@ -125,6 +125,7 @@ def _run_import(ctx: Context, fmt: str, source: Path, dataset: str, task: str | 
     help="How images get into DEST (none: labels only).",
 )  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty DEST.")
+@click.option("--at", "at", default=None, metavar="TAG", help="Export NAME as snapshot TAG was.")
 @click.option("--allow-leakage", is_flag=True,
               help="Export even when near-duplicates (annotator dupes) lie in two splits.")
 @click.option(
@@ -133,7 +134,7 @@ def _run_import(ctx: Context, fmt: str, source: Path, dataset: str, task: str | 
 )  # fmt: skip
 @pass_ctx
 def export(ctx: Context, fmt: str, name: str, dest: Path, media: str, overwrite: bool,
-           allow_leakage: bool, include_pending: bool) -> None:  # fmt: skip
+           at: str | None, allow_leakage: bool, include_pending: bool) -> None:  # fmt: skip
     """Export dataset NAME to DEST as FORMAT (coco, yolo or imagefolder).
 
     Exports human and accepted labels of every image with a split; writes DEST/manifest.json.
@@ -144,7 +145,7 @@ def export(ctx: Context, fmt: str, name: str, dest: Path, media: str, overwrite:
     with store.session() as s, lazy_bar(f"exporting {fmt}") as update:
         report = export_dataset(s, fmt, name, dest, media=media, overwrite=overwrite,
                                 include_pending=include_pending, progress=update,
-                                allow_leakage=allow_leakage)  # fmt: skip
+                                allow_leakage=allow_leakage, at=at)  # fmt: skip
     for warning in report.warnings:
         err(f"warning: {warning}")
     for reason, count in report.manifest.left_out.items():
