@@ -43,6 +43,13 @@ COMMANDS = {
     "suspects": "annotator.cli.quality:suspects",
     "dupes": "annotator.cli.quality:dupes",
     "review": "annotator.cli.review:review",
+    "snapshot": "annotator.cli.versions:snapshot",
+    "snapshots": "annotator.cli.versions:snapshots",
+    "diff": "annotator.cli.versions:diff",
+    "restore": "annotator.cli.versions:restore",
+    "merge": "annotator.cli.versions:merge",
+    "rm": "annotator.cli.versions:rm",
+    "mv": "annotator.cli.versions:mv",
 }
 
 

@@ -31,7 +31,9 @@ from annotator.store.datasets import get_dataset
 from annotator.store.dupes import check_leakage, marked_duplicates
 from annotator.store.history import position
 from annotator.store.models import Annotation, Dataset, Image
+from annotator.store.rewind import SnapshotView
 from annotator.store.splits import splits_present
+from annotator.store.versions import snapshot_view, tag_at
 
 ProgressFn = Callable[[int, int], None]
 PROGRESS_EVERY = 256
@@ -66,10 +68,12 @@ def export_dataset(
     overwrite: bool = False,
     include_pending: bool = False,
     progress: ProgressFn | None = None,
+    at: str | None = None,
     allow_leakage: bool = False,
 ) -> ExportReport:
-    """Export dataset `name` to `dest` in format `fmt`. Reads only: commits nothing. Refused
-    when a group of near-duplicates (`dupes`) spans two splits, unless `allow_leakage`."""
+    """Export dataset `name` to `dest` in format `fmt` (as snapshot `at` recorded it, when
+    given). Reads only: commits nothing. Refused when a group of near-duplicates (`dupes`)
+    spans two splits, unless `allow_leakage`."""
     _one_snapshot(session)
     spec = get_format(fmt)
     ds = get_dataset(session, name)
@@ -77,8 +81,9 @@ def export_dataset(
     placer = MediaPlacer(media)
     dest = norm(Path(dest).expanduser())
     check_dest(dest, ds, overwrite)
-    splits = splits_present(session, ds)
-    if not allow_leakage:
+    view = snapshot_view(session, ds, at) if at else None
+    splits = view.splits() if view else splits_present(session, ds)
+    if not (allow_leakage or view):
         check_leakage(session, ds)
     if not splits:
         raise InvalidInputError(
@@ -86,9 +91,10 @@ def export_dataset(
             f"annotator split {ds.name} --ratios train=0.8,val=0.2"
         )
     with staging(dest) as tmp, gc_paused():
-        writer = spec.writer(ds.task, tmp, class_names(ds), ds.name)
-        manifest = _manifest(session, ds, fmt, media, include_pending)
-        job = _Job(session, ds, writer, placer, include_pending, progress)
+        names = view.class_names() if view else class_names(ds)
+        writer = spec.writer(ds.task, tmp, names, ds.name)
+        manifest = _manifest(session, ds, fmt, media, include_pending, view)
+        job = _Job(session, ds, writer, placer, include_pending, progress, view)
         manifest.splits, manifest.left_out["no_single_class"] = job.run(splits)
         manifest.files = writer.close(splits)
         manifest.extra.update(writer.extra, rotated_images=placer.rotated)
@@ -104,16 +110,21 @@ def _one_snapshot(session: Session) -> None:
 
 
 def _manifest(
-    session: Session, ds: Dataset, fmt: str, media: str, include_pending: bool
-) -> Manifest:
-    left = export_left_out(session, ds, include_pending)
+    session: Session, ds: Dataset, fmt: str, media: str, include_pending: bool,
+    view: SnapshotView | None = None,
+) -> Manifest:  # fmt: skip
+    if view is not None:
+        left, at = view.left_out(reviews_for(include_pending)), view.position
+    else:
+        left, at = export_left_out(session, ds, include_pending), position(session, ds.id)
     return Manifest(
         version=__version__,
         format=fmt,
         dataset=ds.name,
         task=ds.task,
-        classes=class_names(ds),
-        history_position=position(session, ds.id),
+        classes=view.class_names() if view else class_names(ds),
+        history_position=at,
+        snapshot=view.tag if view else tag_at(session, ds, at),
         include_pending=include_pending,
         media=media,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -132,13 +143,14 @@ class _Job:
     placer: MediaPlacer
     include_pending: bool
     progress: ProgressFn | None
+    view: SnapshotView | None = None
     done: int = 0
 
     def run(self, splits: list[str]) -> tuple[dict[str, SplitCounts], int]:
         total = self.session.scalar(
             select(func.count()).where(Image.dataset_id == self.ds.id, Image.split.is_not(None))
         )
-        self.total = int(total or 0)
+        self.total = self.view.total() if self.view else int(total or 0)
         if self.progress:
             self.progress(0, self.total)
         names = UniqueNames()
@@ -147,7 +159,8 @@ class _Job:
         for split in splits:
             tally = Tally()
             skipped += self._split(split, names, tally)
-            counts[split] = tally.counts(class_names(self.ds))
+            order = self.view.class_names() if self.view else class_names(self.ds)
+            counts[split] = tally.counts(order)
         if self.progress:
             self.progress(self.total, self.total)
         return counts, skipped
@@ -155,7 +168,11 @@ class _Job:
     def _split(self, split: str, names: UniqueNames, counts: Tally) -> int:
         self.writer.begin(split)
         skipped = 0
-        samples = export_samples(self.session, self.ds, split, include_pending=self.include_pending)
+        samples = (
+            self.view.samples(split, reviews_for(self.include_pending))
+            if self.view
+            else export_samples(self.session, self.ds, split, include_pending=self.include_pending)
+        )
         for sample in samples:
             name = names.name(sample)
             target = self.writer.image_path(split, sample, name)
