@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +21,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from annotator.store.datasets import create_dataset
+from annotator.errors import AnnotatorError, DatabaseBusyError
+from annotator.store import busy, db
+from annotator.store.datasets import create_dataset, get_dataset, list_datasets
 from annotator.store.db import Store, open_store
 from annotator.store.images import add_images
 from annotator.store.models import Annotation, Dataset, Image, ModelRun
@@ -32,6 +36,103 @@ DEADLINE_S = 120.0
 MAX_ERRORS = 20  # an editor that keeps failing stops early: the errors are the test's answer  # a hung writer fails the test instead of hanging the suite
 EDITOR = "import sys; from tests.store.test_concurrency import edit_loop; edit_loop(*sys.argv[1:])"
 STUB_MODEL = "tests.prelabel.stub_models:fixed_boxes"
+
+
+def _lock(path: str) -> sqlite3.Connection:
+    """Another program's connection, holding the write lock until it commits."""
+    other = sqlite3.connect(path, isolation_level=None, timeout=60)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def test_a_writer_that_read_first_waits_for_the_other_writer(store: Store, db_url: str) -> None:
+    """The case that failed with "database is locked": read, someone else writes, then write."""
+    with store.session() as s:
+        create_dataset(s, "pets", "detection", ["cat"])
+    other = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None, timeout=60,
+                            check_same_thread=False)  # fmt: skip
+    theirs = threading.Thread(target=other.executescript, args=(
+        "BEGIN IMMEDIATE; UPDATE datasets SET root = 'theirs'; COMMIT;",))  # fmt: skip
+    with store.session() as s:
+        ds = get_dataset(s, "pets")  # this transaction holds the write lock from here
+        theirs.start()
+        theirs.join(timeout=1.0)  # their write waits for ours (without the lock, it went in)
+        ds.root = "mine"
+        s.commit()
+    theirs.join(timeout=DEADLINE_S)
+    assert not theirs.is_alive()
+    other.close()
+    with store.session(readonly=True) as s:
+        assert get_dataset(s, "pets").root == "theirs"  # it waited, then wrote after us
+
+
+def test_reading_never_waits_for_a_writer(store: Store, db_url: str) -> None:
+    with store.session() as s:
+        create_dataset(s, "pets", "detection", ["cat"])
+    other = _lock(db_url.removeprefix("sqlite:///"))
+    other.execute("UPDATE datasets SET root = 'not yet committed'")
+    try:
+        with store.session(readonly=True) as s:
+            assert [d.root for d in list_datasets(s)] == [None]
+    finally:
+        other.rollback()
+        other.close()
+
+
+def test_a_read_only_session_refuses_to_write(store: Store) -> None:
+    with store.session() as s:
+        create_dataset(s, "pets", "detection", ["cat"])
+    with (
+        pytest.raises(AnnotatorError, match="read-only session"),
+        store.session(readonly=True) as s,
+    ):
+        get_dataset(s, "pets").root = "changed"
+        s.flush()
+
+
+def test_a_lock_held_past_every_try_is_one_clear_error(
+    run_cli: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run_cli("init", "pets", "--task", "detection", "--classes", "cat").exit_code == 0
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 20)
+    monkeypatch.setattr(busy, "FIRST_PAUSE_S", 0.01)
+    other = _lock(db_url.removeprefix("sqlite:///"))
+    try:
+        result = run_cli("classes", "pets", "--add", "dog")
+    finally:
+        other.rollback()
+        other.close()
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: the database stayed busy while waiting to write")
+    assert "Traceback" not in result.stderr
+    assert run_cli("classes", "pets", "--add", "dog").exit_code == 0  # once free, it works
+
+
+def test_a_busy_step_is_retried_with_growing_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(busy.time, "sleep", slept.append)
+    answers = [sqlite3.OperationalError("database is locked")] * 2 + ["done"]
+
+    def step() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert busy.retry_busy(step, "testing", tries=3) == "done"
+    assert len(slept) == 2 and slept[0] < slept[1] <= busy.LONGEST_PAUSE_S * 1.5
+    with pytest.raises(DatabaseBusyError, match=r"stayed busy while testing \(3 tries\)"):
+        busy.retry_busy(busy_step, "testing", tries=3)
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        busy.retry_busy(_no_table, "testing")  # only "busy" is retried
+
+
+def busy_step() -> None:
+    raise sqlite3.OperationalError("database is locked")
+
+
+def _no_table() -> None:
+    raise sqlite3.OperationalError("no such table: x")
 
 
 def edit_loop(db: str, author: str, out: str, stop: str) -> None:
