@@ -111,6 +111,11 @@ class Planner:
             rec = None  # the id came back for another label since the push
         if rec is not None:
             self._edited(img, label, rec, ref, was)
+        elif was is not None and not was.shows(label.class_name, label.bbox):
+            what = f"label {label.annotator_id} ({was.label})"
+            self._conflict(
+                img, ref, what, "edited in FiftyOne and deleted in the store since the push"
+            )
         self._decision(img, label, rec, ref)
 
     def _deleted(self, img: ImageRecord, sample: FoSample, by_id: dict[int, LabelRecord]) -> None:

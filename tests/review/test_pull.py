@@ -259,6 +259,9 @@ def test_a_label_under_a_reused_id_is_not_the_pushed_one(fo: Any, build: Any,
     fods = fo.load_dataset(b.fo_name)
     i2, old = b.images[2], b.labels["pred2"]
     tag_label(fods, i2, "prelabels", old, ["reject"])
+    smp = by_image(fods)[i2]
+    smp.prelabels.detections[0].label = "cat"  # and corrected in the App
+    smp.save()
     with store.session() as s:
         labels.delete_annotation(s, old, "ann")
         new = add_prediction(s, b, i2, "dog", 0.5, Box(2, 2, 20, 20))
@@ -266,8 +269,9 @@ def test_a_label_under_a_reused_id_is_not_the_pushed_one(fo: Any, build: Any,
         s.commit()
     report = do_pull(store, b)
     assert report.changes == 0
-    (conflict,) = report.conflicts
-    assert conflict.tag == "reject" and "deleted in the store" in conflict.reason
+    edit, reject = report.conflicts
+    assert edit.reason == "edited in FiftyOne and deleted in the store since the push"
+    assert reject.tag == "reject" and "deleted in the store" in reject.reason
     reused = ann(store, old)
     assert reused is not None
     assert (reused.class_id, reused.review, reused.x, reused.author) == (
