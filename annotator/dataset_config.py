@@ -62,14 +62,23 @@ def load_dataset_config(path: Path) -> DatasetConfig:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"{path}: malformed YAML/JSON ({exc})".replace("\n", " ")) from exc
-    try:
-        config = DatasetConfig.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise InvalidInputError(f"{path}: {where}: {first['msg']}") from exc
+    config = validated(raw, str(path))
     if config.root is not None:
         config.root = str((path.parent / config.root).resolve())
     return config
+
+
+def validated(raw: object, source: str) -> DatasetConfig:
+    """`raw` (a config file's content, or the options of `init`) as a `DatasetConfig`; the first
+    problem becomes one error naming `source` and the field."""
+    try:
+        return DatasetConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise InvalidInputError(f"{source}: {where}: {message}") from exc

@@ -37,5 +37,15 @@ class SchemaOutdatedError(AnnotatorError):
     """The database was written by an older schema revision."""
 
 
+class StorageError(AnnotatorError):
+    """A file, folder or database that cannot be written or read: no space left, no permission,
+    a read-only or special file system, a file that is not a database."""
+
+
+def os_error_reason(exc: OSError) -> str:
+    """What went wrong, in the system's words: `No space left on device`."""
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
 class MissingDependencyError(AnnotatorError):
     """An optional extra (torch, fiftyone, ...) is needed and not installed."""

@@ -5,11 +5,13 @@ one line on stderr and a non-zero exit code, never a traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+import warnings
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -142,7 +144,18 @@ def cli(ctx: click.Context, db: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    warnings.showwarning = _one_line_warning
     cli.main(args=argv, prog_name="annotator")
+
+
+def _one_line_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int,
+    file: TextIO | None = None, line: str | None = None,
+) -> None:  # fmt: skip
+    """A warning as the user reads it, `warning: <message>`, without the source line."""
+    text = " ".join(str(message).split())
+    with contextlib.suppress(OSError):  # stderr gone: nowhere to tell
+        print(f"warning: {text}", file=file or sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

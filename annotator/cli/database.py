@@ -16,17 +16,14 @@ def db() -> None:
 @pass_ctx
 def upgrade(ctx: Context) -> None:
     """Bring the database to the current schema (creates it when absent)."""
-    from annotator.store.db import current_revision, head_revision, make_engine, resolve_url
+    from annotator.store.db import current_revision, head_revision, maintenance
     from annotator.store.db import upgrade as run_upgrade
 
-    engine = make_engine(resolve_url(ctx.db))
-    try:
+    with maintenance(ctx.db, create=True) as engine:
         before = current_revision(engine)
         run_upgrade(engine)
         after = current_revision(engine)
         head = head_revision(engine)
-    finally:
-        engine.dispose()
     if before == after:
         click.echo(f"database already at the current schema ({head})")
     else:
@@ -37,12 +34,8 @@ def upgrade(ctx: Context) -> None:
 @pass_ctx
 def current(ctx: Context) -> None:
     """Print the database's schema revision and the one this annotator needs."""
-    from annotator.store.db import current_revision, head_revision, make_engine, resolve_url
+    from annotator.store.db import current_revision, head_revision, maintenance
 
-    engine = make_engine(resolve_url(ctx.db))
-    try:
-        click.echo(
-            f"database: {current_revision(engine) or 'empty'}; needed: {head_revision(engine)}"
-        )
-    finally:
-        engine.dispose()
+    with maintenance(ctx.db, create=False) as engine:
+        current_rev, head = current_revision(engine), head_revision(engine)
+    click.echo(f"database: {current_rev or 'empty'}; needed: {head}")

@@ -41,14 +41,15 @@ def init(
     config_file: Path | None,
 ) -> None:
     """Create dataset NAME (and the database if absent), from options or a --config file."""
-    from annotator.dataset_config import ClassConfig, DatasetConfig, load_dataset_config
+    from annotator.dataset_config import ClassConfig, load_dataset_config, validated
     from annotator.errors import InvalidInputError
     from annotator.store.datasets import create_dataset, set_class_color
 
     if config_file is not None:
         config = load_dataset_config(config_file)
     elif name and task:
-        config = DatasetConfig(name=name, task=task, classes=_split_names(class_list))
+        options = {"name": name, "task": task, "classes": _split_names(class_list)}
+        config = validated(options, "init")
     else:
         raise InvalidInputError("init needs NAME and --task, or --config FILE")
     store = ctx.store()
@@ -100,7 +101,7 @@ def stats(ctx: Context, name: str, as_json: bool) -> None:
     from annotator.store.datasets import stats as compute
 
     store = ctx.store(create=False)
-    with store.session() as s:
+    with store.session(readonly=True) as s:
         data = compute(s, get_dataset(s, name))
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=False))
@@ -167,7 +168,7 @@ def datasets(ctx: Context) -> None:
     from annotator.store.datasets import stats as compute
 
     store = ctx.store(create=False)
-    with store.session() as s:
+    with store.session(readonly=True) as s:
         rows = []
         for ds in list_datasets(s):
             data = compute(s, ds)

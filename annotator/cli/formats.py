@@ -142,7 +142,7 @@ def export(ctx: Context, fmt: str, name: str, dest: Path, media: str, overwrite:
     from annotator.formats.exporting import export_dataset
 
     store = ctx.store(create=False)
-    with store.session() as s, lazy_bar(f"exporting {fmt}") as update:
+    with store.session(readonly=True) as s, lazy_bar(f"exporting {fmt}") as update:
         report = export_dataset(s, fmt, name, dest, media=media, overwrite=overwrite,
                                 include_pending=include_pending, progress=update,
                                 allow_leakage=allow_leakage, at=at)  # fmt: skip

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from annotator.annotation import Sample, Split
+from annotator.errors import StorageError, os_error_reason
 from annotator.store.bulk import Incoming, Problem
 from annotator.store.models import Dataset
 
@@ -133,6 +134,21 @@ class Writer(Protocol):
     def close(self, splits: list[str]) -> dict[str, str]:
         """Finish the export; returns {label file relative to the export: SHA-256}."""
         ...
+
+
+def write_error(dest: Path, exc: OSError, staged: Path | None) -> StorageError:
+    """An export's file-system error (no space, no permission, a read-only or special file
+    system) as one line naming DEST and the reason; a file inside the hidden folder the export
+    is built in is named by where it would have gone in DEST."""
+    where = os.fsdecode(exc.filename) if exc.filename else ""
+    if staged is not None and where.startswith(str(staged)):
+        where = str(dest) + where[len(str(staged)) :]
+    hidden = os.path.basename(where).startswith(f".{dest.name}.")  # the building folder itself
+    shown = where and not hidden and where not in (str(dest), str(dest.parent))
+    detail = f" ({where})" if shown else ""
+    return StorageError(
+        f"cannot write the export to {dest}: {os_error_reason(exc)}{detail}; nothing was written"
+    )
 
 
 def sha256_file(path: Path) -> str:

@@ -7,6 +7,7 @@ the store, so the history position in the manifest is exactly what it holds."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -22,7 +23,14 @@ from sqlalchemy.orm import Session
 
 from annotator import __version__
 from annotator.errors import ConflictError, InvalidInputError
-from annotator.formats.common import UniqueNames, Writer, class_names, norm, within
+from annotator.formats.common import (
+    UniqueNames,
+    Writer,
+    class_names,
+    norm,
+    within,
+    write_error,
+)
 from annotator.formats.manifest import Manifest, SplitCounts, Tally, write_manifest
 from annotator.formats.media import MediaPlacer
 from annotator.formats.registry import get_format
@@ -90,7 +98,7 @@ def export_dataset(
             f"dataset {ds.name!r} has no image with a split: run "
             f"annotator split {ds.name} --ratios train=0.8,val=0.2"
         )
-    with staging(dest) as tmp, gc_paused():
+    with staging(dest, overwrite) as tmp, gc_paused():
         names = view.class_names() if view else class_names(ds)
         writer = spec.writer(ds.task, tmp, names, ds.name)
         manifest = _manifest(session, ds, fmt, media, include_pending, view)
@@ -224,24 +232,39 @@ def check_dest(dest: Path, ds: Dataset, overwrite: bool) -> None:
 
 
 @contextmanager
-def staging(dest: Path) -> Iterator[Path]:
+def staging(dest: Path, overwrite: bool = False) -> Iterator[Path]:
     """A hidden sibling folder to build in, renamed to `dest` when the block succeeds and
-    removed when it fails (an interrupted export never leaves a half-written `dest`)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    removed when it fails (an interrupted export never leaves a half-written `dest`). A file
+    system error (no space, no permission) becomes one error naming `dest`."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    except OSError as exc:
+        raise write_error(dest, exc, None) from exc
     try:
         yield tmp
-        _swap(tmp, dest)
-    except BaseException:
+        _swap(tmp, dest, overwrite)
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise write_error(dest, exc, tmp) from exc
         raise
 
 
-def _swap(tmp: Path, dest: Path) -> None:
+def _swap(tmp: Path, dest: Path, overwrite: bool) -> None:
+    """Rename `tmp` to `dest` in one step that fails when `dest` has been filled meanwhile (by
+    another export), unless `overwrite`: two exports into one new folder never both win."""
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; an export is an ordinary folder
-    if not dest.exists():
-        os.replace(tmp, dest)
+    try:
+        os.rename(tmp, dest)  # replaces an absent or empty folder only
         return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            raise
+        if not overwrite:
+            raise ConflictError(
+                f"{dest} was written by another export meanwhile: pass --overwrite to replace it"
+            ) from exc
     old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
     os.replace(dest, old)
     os.replace(tmp, dest)

@@ -15,6 +15,7 @@ included. torch and torchvision are imported lazily."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import re
@@ -185,12 +186,36 @@ def _factory(target: str, weights: Path | None) -> LoadedModel:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise InvalidInputError(f"--model {target}: cannot load it ({exc})") from exc
-    made = factory()
+    made = _call_factory(target, factory)
     module, categories = made if isinstance(made, tuple) else (made, None)
     meta = {k: getattr(module, k) for k in META_KEYS if hasattr(module, k)}
     if categories is not None:
         meta["categories"] = categories
     return _user_model(target, module, meta, weights, None, f"factory {target}")
+
+
+def _call_factory(target: str, factory: Any) -> Any:
+    """The factory's model; a target that is no model factory (a built-in such as `os:system`,
+    a constant, one that fails or returns no `nn.Module`) is refused in one line."""
+    from torch import nn
+
+    if not callable(factory) or inspect.isbuiltin(factory) or isinstance(factory, type(os)):
+        raise InvalidInputError(
+            f"--model {target}: not a model factory (a Python function or class of yours that "
+            "returns an nn.Module)"
+        )
+    try:
+        made = factory()
+    except Exception as exc:
+        raise InvalidInputError(
+            f"--model {target}: the factory failed ({wts.first_line(exc)})"
+        ) from exc
+    module = made[0] if isinstance(made, tuple) and made else made
+    if not isinstance(module, nn.Module):
+        raise InvalidInputError(
+            f"--model {target}: the factory returned {type(module).__name__}, not an nn.Module"
+        )
+    return made
 
 
 META_KEYS = ("categories", "task", "input_size", "resize_size", "min_size", "max_size",

@@ -5,6 +5,7 @@ one session per unit of work. No engine exists at import time."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,10 +16,17 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from annotator.errors import AnnotatorError, InvalidInputError, SchemaOutdatedError
+from annotator.errors import (
+    AnnotatorError,
+    InvalidInputError,
+    MissingDependencyError,
+    NotFoundError,
+    SchemaOutdatedError,
+    StorageError,
+)
 from annotator.store.busy import busy_error, is_busy, retry_busy
 
 DEFAULT_DB = "annotator.db"
@@ -27,15 +35,96 @@ READONLY = "annotator_readonly"  # execution option: a transaction that will not
 
 
 def resolve_url(db: str | None) -> str:
-    """A file path or any SQLAlchemy URL; default `$ANNOTATOR_DB` or ./annotator.db."""
+    """A file path or any SQLAlchemy URL; default `$ANNOTATOR_DB` or ./annotator.db. A URL
+    that does not parse, names an unknown kind of database or a port out of range is refused."""
     db = db or os.environ.get("ANNOTATOR_DB") or DEFAULT_DB
-    if "://" in db:
-        try:
-            make_url(db)
-        except ArgumentError as exc:
-            raise InvalidInputError(f"--db: not a database URL: {db}") from exc
-        return db
-    return f"sqlite:///{Path(db).expanduser().resolve()}"
+    if "://" not in db:
+        return f"sqlite:///{Path(db).expanduser().resolve()}"
+    try:
+        url = make_url(db)
+        url.get_dialect()
+    except ArgumentError as exc:  # NoSuchModuleError included: an unknown dialect or driver
+        kind = db.split("://", 1)[0]
+        raise InvalidInputError(f"--db {_redacted(db)}: unknown kind of database {kind!r}") from exc
+    except ValueError as exc:  # a port that is not a number
+        raise InvalidInputError(f"--db {_redacted(db)}: the port is not a number") from exc
+    if url.port is not None and not 0 < url.port < 65536:
+        raise InvalidInputError(f"--db {_redacted(db)}: port {url.port} is out of range (1-65535)")
+    return db
+
+
+def _redacted(db: str) -> str:
+    """A URL as typed, its password (user:PASSWORD@) replaced by ***."""
+    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", db)
+
+
+def shown_url(url: str) -> str:
+    """How a user sees the database in messages: a SQLite file's path; other URLs without the
+    password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or ":memory:"
+    return parsed.render_as_string(hide_password=True)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory ones)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if parsed.database.startswith("file:"):  # a URI filename: left to SQLite
+        return None
+    return Path(parsed.database)
+
+
+def require_database(url: str) -> None:
+    """Refuse a SQLite path that does not exist, before connecting would create the file."""
+    path = _sqlite_file(url)
+    if path is not None and not path.exists():
+        raise NotFoundError(
+            f"no database at {path}: create one with annotator init (or name it with --db)"
+        )
+
+
+def database_error(url: str, exc: BaseException) -> AnnotatorError | None:
+    """SQLAlchemy's error on `url` as one line for the user: a file that is not a database, a
+    full disk, a server that refuses; None for anything else (a bug keeps its traceback)."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    where = shown_url(url)
+    if "full" in reason and "disk" in reason:
+        return StorageError(
+            f"database {where}: {reason}: the last change was rolled back; free some space "
+            "and run the command again"
+        )
+    return StorageError(f"cannot use database {where}: {reason}")
+
+
+@contextmanager
+def user_errors(url: str) -> Iterator[None]:
+    """Within the block, SQLAlchemy's errors on `url` become one-line `StorageError`s."""
+    try:
+        yield
+    except DBAPIError as exc:
+        error = database_error(url, exc)
+        assert error is not None
+        raise error from exc
+
+
+@contextmanager
+def maintenance(db: str | None, *, create: bool) -> Iterator[Engine]:
+    """An engine on `db` for `db upgrade`/`db current` (no schema check); an absent SQLite file
+    is refused unless `create`; database errors are one line; disposed at the end."""
+    url = resolve_url(db)
+    if not create:
+        require_database(url)
+    engine = make_engine(url)
+    try:
+        with user_errors(url):
+            yield engine
+    finally:
+        engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -57,7 +146,12 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         _begin_immediate_writes(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"--db {shown_url(url)}: its driver is not installed ({exc.name or exc})"
+        ) from exc
 
 
 def _begin_immediate_writes(engine: Engine) -> None:
@@ -180,17 +274,19 @@ def open_store(db: str | None = None, *, create: bool = True, check: bool = True
 
     A database behind the code's schema is refused with the command that fixes it."""
     url = resolve_url(db)
+    if not create:
+        require_database(url)
     engine = make_engine(url)
     try:
-        if not _has_tables(engine):
-            if not create:
-                raise InvalidInputError(f"no annotator database at {url}: run annotator init")
-            upgrade(engine)
-        elif check:
-            _check_revision(engine)
-    except OperationalError as exc:
-        engine.dispose()
-        raise AnnotatorError(f"cannot open database {url}: {exc.orig}") from exc
+        with user_errors(url):
+            if not _has_tables(engine):
+                if not create:
+                    raise InvalidInputError(
+                        f"no annotator database at {shown_url(url)}: run annotator init"
+                    )
+                upgrade(engine)
+            elif check:
+                _check_revision(engine)
     except BaseException:
         engine.dispose()
         raise
@@ -202,7 +298,8 @@ def _check_revision(engine: Engine) -> None:
     if current == head:
         return
     if current is None:
-        raise InvalidInputError(f"{engine.url} is not an annotator database")
+        where = shown_url(engine.url.render_as_string(hide_password=False))
+        raise InvalidInputError(f"{where} is not an annotator database")
     if current not in _known_revisions(engine):
         raise SchemaOutdatedError(
             f"database schema {current} was written by a newer annotator (this one knows up "

@@ -9,6 +9,7 @@ import errno
 import hashlib
 import io
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,13 @@ IMAGE_EXTENSIONS = frozenset(
 MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb threshold
 ORIENTATION_TAG = 0x0112
 SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+# Reading headers under one lock: catching a header's warnings (process-wide state in Python)
+# from several threads at once would lose them or attribute them to the wrong file.
+_HEADER_LOCK = threading.Lock()
+
+
+class ImageWarning(UserWarning):
+    """Something odd in a file that is still stored (a corrupt EXIF block), naming the file."""
 
 
 class BadImage(Exception):
@@ -80,7 +88,8 @@ def probe(path: Path, max_pixels: int = MAX_PIXELS, phash: bool = False) -> Imag
 
     data = read_bytes(path)
     try:
-        with warnings.catch_warnings():
+        with _HEADER_LOCK, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             width, height = img.size
@@ -93,6 +102,7 @@ def probe(path: Path, max_pixels: int = MAX_PIXELS, phash: bool = False) -> Imag
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         kind = "truncated image" if "runcat" in str(exc) else "corrupt image"
         raise BadImage(path, f"{kind} ({exc})") from exc
+    _name_warnings(path, caught)
     if width <= 0 or height <= 0:
         raise BadImage(path, f"invalid size {width}x{height}")
     if width * height > max_pixels:
@@ -103,6 +113,13 @@ def probe(path: Path, max_pixels: int = MAX_PIXELS, phash: bool = False) -> Imag
     digest = hashlib.sha256(data).hexdigest()
     perceptual = _phash(img) if phash else None
     return ImageInfo(path, digest, width, height, orientation, len(data), perceptual)
+
+
+def _name_warnings(path: Path, caught: list[warnings.WarningMessage]) -> None:
+    """Pillow's warnings on a file's header (`Corrupt EXIF data...`) say nothing of the file:
+    emitted again, naming it."""
+    for warning in caught:
+        warnings.warn(ImageWarning(f"{path}: {warning.message}"), stacklevel=3)
 
 
 def _phash(img: object) -> int | None:
@@ -134,6 +151,7 @@ def walk_images(root: Path) -> tuple[list[Path], list[BadImage]]:
         try:
             st = folder.stat()
             if (st.st_dev, st.st_ino) in seen:
+                _report_loop(folder, bad)
                 continue
             seen.add((st.st_dev, st.st_ino))
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -144,6 +162,16 @@ def walk_images(root: Path) -> tuple[list[Path], list[BadImage]]:
             _visit(Path(entry.path), entry, found, bad, stack)
     found.sort()
     return found, bad
+
+
+def _report_loop(folder: Path, bad: list[BadImage]) -> None:
+    """A directory symlink that leads back to a folder holding it is reported as a loop (a
+    second link to a folder already walked is not a loop: it is skipped silently)."""
+    if not folder.is_symlink():
+        return
+    target, parent = folder.resolve(), folder.parent.resolve()
+    if target == parent or target in parent.parents:
+        bad.append(BadImage(folder, f"directory symlink loop (leads back to {target})"))
 
 
 def _visit(

@@ -4,6 +4,8 @@ textual); the app is imported when the command runs."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from annotator.context import Context, pass_ctx
@@ -40,6 +42,7 @@ def label(
 
     Every change is saved the moment it is made; press ? in the app for every key. Keys can be
     remapped in ~/.config/annotator/config.toml (or $ANNOTATOR_CONFIG)."""
+    _require_terminal()  # before asking the terminal anything
     from annotator.config import load_settings
     from annotator.tui.render import cell_pixels, detect_mode
 
@@ -55,3 +58,15 @@ def label(
         app.run()
     finally:
         store.close()
+
+
+def _require_terminal() -> None:
+    """The app draws on a terminal and reads keys from it: without one it would wait forever."""
+    from annotator.errors import InvalidInputError
+
+    for stream, name in ((sys.stdin, "input"), (sys.stdout, "output")):
+        if not stream.isatty():
+            raise InvalidInputError(
+                f"annotator label needs a terminal, and its {name} is not one (a pipe, a file "
+                "or a script): run it in a terminal"
+            )

@@ -168,3 +168,41 @@ def test_kill_mid_add_then_rerun(tmp_path: Path) -> None:
             "SELECT count(*), count(DISTINCT sha256) FROM images"
         ).fetchone()
     assert total == distinct == 3000
+
+
+def corrupt_exif_jpeg(path: Path) -> Path:
+    """A JPEG whose EXIF block promises 3 entries and holds 1 (Pillow: "Corrupt EXIF data")."""
+    write_jpeg(path)
+    data = path.read_bytes()
+    entry = struct.pack("<HHI4s", 0x0112, 3, 1, b"\x01\x00\x00\x00")
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 3) + entry
+    app1 = b"Exif\x00\x00" + tiff
+    path.write_bytes(data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:])
+    return path
+
+
+def test_corrupt_exif_warning_names_the_file(tmp_path: Path) -> None:
+    import pytest
+
+    from annotator.store.imagefile import ImageWarning, probe
+
+    bad = corrupt_exif_jpeg(tmp_path / "odd.jpg")
+    with pytest.warns(ImageWarning) as caught:
+        info = probe(bad)
+    assert info.width == 64 and info.orientation == 1  # still stored, upright
+    assert [str(w.message) for w in caught if "EXIF" in str(w.message)] == [
+        f"{bad}: Corrupt EXIF data.  Expecting to read 12 bytes but only got 0. "
+    ]
+
+
+def test_a_directory_symlink_loop_is_reported(tmp_path: Path) -> None:
+    from annotator.store.imagefile import walk_images
+
+    write_jpeg(tmp_path / "top" / "sub" / "a.jpg")
+    os.symlink("..", tmp_path / "top" / "sub" / "up")  # sub/up/sub/up/... for ever
+    os.symlink(tmp_path / "top" / "sub", tmp_path / "top" / "same")  # a second way in: no loop
+    found, bad = walk_images(tmp_path / "top")
+    assert [p.name for p in found] == ["a.jpg"]  # walked once
+    assert [(Path(b.path).name, b.reason) for b in bad] == [
+        ("up", f"directory symlink loop (leads back to {tmp_path / 'top'})")
+    ]
