@@ -99,3 +99,24 @@ class NotDicts(nn.Module):
 
 def not_dicts() -> nn.Module:
     return NotDicts()
+
+
+class Slow(nn.Module):
+    """Wraps a module and sleeps before each forward pass: a model whose batches take time."""
+
+    def __init__(self, inner: nn.Module, seconds: float) -> None:
+        super().__init__()
+        self.inner, self.seconds = inner, seconds
+
+    def forward(self, batch: Tensor) -> Tensor:
+        import time
+
+        time.sleep(self.seconds)
+        out: Tensor = self.inner(batch)
+        return out
+
+
+def slow_classifier() -> tuple[nn.Module, list[str]]:
+    """tiny_classifier, 0.25 s per batch (for the shared-run tests and benchmark)."""
+    module, names = tiny_classifier()
+    return Slow(module, 0.25), names
