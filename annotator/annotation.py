@@ -52,6 +52,7 @@ class Label:
     review: str = "accepted"  # pending | accepted | rejected
     iscrowd: bool = False
     id: int | None = None  # the store's annotation id when it came from the store
+    points: list[float] | None = None  # a polygon's x0, y0, x1, y1, ... (box = their min/max)
 
 
 @dataclass(slots=True)

@@ -114,6 +114,17 @@ def stats(ctx: Context, name: str, as_json: bool) -> None:
                        ("status", "images per status"), ("source", "labels per source"),
                        ("review", "labels per review state")):  # fmt: skip
         print_table(title, [key, "count"], [[k, v] for k, v in data[key].items()])
+    _print_flagged(data["flags"])
+
+
+def _print_flagged(flags: dict[str, str], shown: int = 10) -> None:
+    """The images a person must look at (labels refused on import), with their reasons."""
+    click.echo(f"needs review (flagged): {len(flags)} images")
+    if flags:
+        rows = [[path, reason] for path, reason in list(flags.items())[:shown]]
+        print_table("flagged images", ["image", "reason"], rows)
+    if len(flags) > shown:
+        click.echo(f"... and {len(flags) - shown} more (--json lists all; queue 'flagged')")
 
 
 @click.command()

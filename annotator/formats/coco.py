@@ -3,8 +3,10 @@ and write `annotations/instances_<split>.json` streamed record by record (consta
 
 Reading accepts one JSON file or a folder in the COCO (`annotations/` + `images/<split>/`),
 Roboflow (`<split>/_annotations.coco.json` beside the images) or FiftyOne (`labels.json` +
-`data/`) layout. Every record is validated (`records`); a bad one is reported and skipped.
-Crowd regions are kept as flagged boxes; polygons and masks are counted, never imported."""
+`data/`) layout. Every record is validated (`records`); a bad one is reported and skipped, and
+the image it belongs to is flagged for review (never a negative). Crowd regions are kept as
+flagged boxes; a polygon keeps its points (and gives the box when there is no `bbox`); RLE masks
+are counted, never imported."""
 
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ from annotator.formats.records import (
     COCO_IMAGES,
     CocoAnnotation,
     CocoImage,
+    coco_polygons,
+    polygon_box,
     validate_records,
 )
 
@@ -203,7 +207,19 @@ def _categories(records: list[Any], file: str, parsed: Parsed) -> dict[Any, str]
             continue
         names[cat.id] = cat.name
     parsed.add_classes(names.values())
+    _report_merged(names, file, parsed)
     return names
+
+
+def _report_merged(names: dict[Any, str], file: str, parsed: Parsed) -> None:
+    """Categories that share a name become one class: say which ids were merged."""
+    ids: dict[str, list[Any]] = {}
+    for cat_id, name in names.items():
+        ids.setdefault(name, []).append(cat_id)
+    for name, same in ids.items():
+        if len(same) > 1:
+            listed = ", ".join(repr(i) for i in same)
+            parsed.notes.append(f"{file}: categories {listed} share the name {name!r}: merged")
 
 
 def _images(
@@ -263,32 +279,79 @@ def _annotations(
 ) -> None:
     anns, positions, problems = validate_records(COCO_ANNOTATIONS, records, file, "annotation")
     parsed.problems.extend(problems)
+    _flag_invalid(records, positions, problems, items)
+    seen: set[Any] = set()
     for ann, index in zip(anns, positions, strict=True):
-        if ann.segmentation:
-            _count_shapes(ann.segmentation, parsed)
-        item, name, box = items.get(ann.image_id), names.get(ann.category_id), ann.bbox
         where = f"annotation id {ann.id}" if ann.id is not None else f"annotations[{index}]"
-        if item is None or name is None or (box is None and ann.iscrowd):
-            parsed.problems.append(Problem(file, where, _annotation_problem(ann, item, name)))
+        item = items.get(ann.image_id)
+        if item is None:
+            reason = f"image id {ann.image_id!r} is not among the file's usable images"
+            parsed.problems.append(Problem(file, where, reason))
             continue
-        crowd = bool(ann.iscrowd)
-        item.sample.labels.append(Label(name, None if box is None else Box(*box), iscrowd=crowd))
+        label, reason = _label(ann, names, seen, parsed)
+        if label is None:
+            item.refuse(parsed.problems, file, where, reason)
+            continue
+        item.sample.labels.append(label)
         item.label_where.append(where)
 
 
-def _annotation_problem(ann: CocoAnnotation, item: Incoming | None, name: str | None) -> str:
+def _flag_invalid(
+    records: list[Any], positions: list[int], problems: list[Problem], items: dict[Any, Incoming]
+) -> None:
+    """Flag the image of each annotation that failed validation (when it names one)."""
+    kept = set(positions)
+    bad = [i for i in range(len(records)) if i not in kept]
+    for index, problem in zip(bad, problems, strict=True):
+        record = records[index]
+        image_id = record.get("image_id") if isinstance(record, dict) else None
+        item = items.get(image_id) if isinstance(image_id, int | str) else None
+        if item is not None:
+            item.refused.append(f"{problem.where}: {problem.reason}")
+
+
+def _label(
+    ann: CocoAnnotation, names: dict[Any, str], seen: set[Any], parsed: Parsed
+) -> tuple[Label | None, str]:
+    """The label an annotation makes, or None with the reason it is refused."""
+    name = names.get(ann.category_id)
     if name is None:
-        return f"unknown category id {ann.category_id!r}"
-    if item is None:
-        return f"image id {ann.image_id!r} is not among the file's usable images"
-    return "a crowd region without bbox"
+        return None, f"unknown category id {ann.category_id!r}"
+    if ann.id is not None:
+        if ann.id in seen:
+            return None, f"annotation id {ann.id!r} is listed twice (the first is kept)"
+        seen.add(ann.id)
+    box, points = ann.bbox, None
+    if ann.segmentation:
+        parts, reason = coco_polygons(ann.segmentation)
+        if box is None and parts is None:
+            return None, reason
+        box, points = _shape(box, parts, ann.segmentation, parsed)
+    elif box is None and ann.iscrowd:
+        return None, "a crowd region without bbox"
+    return Label(name, None if box is None else Box(*box), iscrowd=bool(ann.iscrowd),
+                 points=points), ""  # fmt: skip
 
 
-def _count_shapes(seg: Any, parsed: Parsed) -> None:
-    if isinstance(seg, dict):
-        parsed.masks += 1
-    elif isinstance(seg, list) and any(seg):
-        parsed.polygons += 1
+def _shape(
+    box: tuple[float, float, float, float] | None,
+    parts: list[list[float]] | None,
+    seg: Any,
+    parsed: Parsed,
+) -> tuple[tuple[float, float, float, float] | None, list[float] | None]:
+    """The box (the `bbox`, else the one around the polygon) and the points kept (a polygon
+    of one part); counts polygons, boxes derived from them, and shapes not kept."""
+    if parts is None:  # an RLE mask or a bad polygon beside a bbox: the bbox alone is kept
+        parsed.masks += isinstance(seg, dict)
+        return box, None
+    if box is None:
+        box = polygon_box([v for part in parts for v in part])
+        parsed.derived += 1
+    if len(parts) > 1:
+        parsed.masks += 1  # a multi-part polygon: only its box is kept
+        return box, None
+    parsed.polygons += 1
+    return box, parts[0]
 
 
 # ---------------------------------------------------------------- writing

@@ -39,8 +39,9 @@ class Parsed:
     items: list[Incoming] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    polygons: int = 0
-    masks: int = 0
+    polygons: int = 0  # polygons whose points are kept
+    derived: int = 0  # boxes derived from polygons (no bbox given)
+    masks: int = 0  # RLE masks and multi-part polygons: only their boxes are kept
     task_hint: str | None = None
 
     def add_classes(self, names: Iterable[str]) -> None:

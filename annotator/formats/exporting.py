@@ -198,8 +198,8 @@ class _Job:
 
 
 def export_left_out(session: Session, ds: Dataset, include_pending: bool = False) -> dict[str, int]:
-    """How many images no export takes, by reason: no split at all (though labelled), or
-    neither labels nor a status saying a person looked at them."""
+    """How many images no export takes, by reason: no split at all (though labelled), neither
+    labels nor a status saying a person looked at them, or flagged (labels refused on import)."""
     no_split = sum(1 for _ in export_samples(session, ds, None, include_pending=include_pending))
     labelled = select(Annotation.image_id).where(
         Annotation.dataset_id == ds.id, Annotation.review.in_(reviews_for(include_pending))
@@ -209,9 +209,14 @@ def export_left_out(session: Session, ds: Dataset, include_pending: bool = False
         Image.split.is_not(None),
         Image.status.not_in(EXPORTED_STATUSES),
         Image.id.not_in(labelled),
+        Image.flag.is_(None),
+    )
+    flagged = select(func.count()).where(
+        Image.dataset_id == ds.id, Image.split.is_not(None), Image.flag.is_not(None)
     )
     dupes = select(func.count()).where(Image.id.in_(marked_duplicates(ds.id)))
     return {"no_split": no_split, "unlabeled": int(session.scalar(stmt) or 0),
+            "flagged": int(session.scalar(flagged) or 0),
             "duplicate": int(session.scalar(dupes) or 0)}  # fmt: skip
 
 

@@ -32,6 +32,7 @@ class ImportReport(BulkReport):
     task: str
     created: bool
     polygons: int = 0
+    derived: int = 0
     masks: int = 0
     new_classes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -45,10 +46,17 @@ class ImportReport(BulkReport):
         ]
         if self.crowd:
             parts.append(f"{self.crowd} crowd regions kept flagged iscrowd=True")
-        if self.polygons or self.masks:
+        if self.polygons or self.derived:
             parts.append(
-                f"{self.polygons} polygons and {self.masks} masks not imported "
-                "(only their boxes are)"
+                f"{self.polygons} polygons kept as points, {self.derived} boxes derived "
+                "from polygons"
+            )
+        if self.masks:
+            parts.append(f"{self.masks} masks or multi-part polygons kept as boxes only")
+        if self.flagged:
+            parts.append(
+                f"{self.flagged} images with refused labels left unlabeled and flagged "
+                "for review (queue 'flagged')"
             )
         if self.clipped:
             parts.append(f"{self.clipped} boxes clipped to their image")
@@ -87,6 +95,7 @@ def import_source(
         task=ds.task,
         created=created,
         polygons=parsed.polygons,
+        derived=parsed.derived,
         masks=parsed.masks,
         notes=parsed.notes,
     )
@@ -148,10 +157,8 @@ def _fit_item(item: Incoming, task: str, problems: list[Problem]) -> None:
             names = ", ".join(sorted(first))
             reason = f"{len(first)} classes ({names}) on one image of a classification dataset"
             reason += ": labels skipped, image imported unlabeled"
-            problems.append(Problem(item.file, item.where, reason))
+            item.refuse(problems, item.file, item.where, reason)
             keep = []
-    if labels and not keep:
-        item.labelled = False  # not a negative: its labels were unusable
     if len(keep) != len(labels):
         item.sample.labels = [labels[i] for i in keep]
         if item.label_where:
@@ -165,5 +172,5 @@ def _boxes_only(item: Incoming, problems: list[Problem]) -> list[int]:
         reason = "a whole-image label in a detection dataset: skipped"
         for i in sorted(set(range(len(labels))) - set(keep)):
             where = item.label_where[i] if item.label_where else item.where
-            problems.append(Problem(item.label_file or item.file, where, reason))
+            item.refuse(problems, item.label_file or item.file, where, reason)
     return keep

@@ -21,6 +21,7 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Id = int | str
 T = TypeVar("T")
+INF = float("inf")
 
 _CONFIG = ConfigDict(extra="ignore")
 
@@ -54,7 +55,8 @@ class CocoCategory:
 @dataclass(slots=True, config=_CONFIG)
 class CocoAnnotation:
     """An entry of `annotations`: a box (`bbox` [x, y, w, h] in displayed pixels) or, without
-    `bbox`, a whole-image label. Segmentations are counted, never imported."""
+    `bbox`, a whole-image label unless it has a polygon `segmentation` (the box is then the
+    polygon's)."""
 
     image_id: Id
     category_id: Id
@@ -153,3 +155,55 @@ def validate_records(
     ]
     keep = [i for i in range(len(records)) if i not in reasons]
     return adapter.validate_python([records[i] for i in keep]), keep, problems
+
+
+def polygon_box(points: Sequence[float]) -> tuple[float, float, float, float]:
+    """The box [x, y, w, h] around a polygon's x0, y0, x1, y1, ... (the min/max of its points)."""
+    xs, ys = points[0::2], points[1::2]
+    return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
+
+
+def coco_polygons(seg: Any) -> tuple[list[list[float]] | None, str]:
+    """The parts of a COCO polygon segmentation ([[x0, y0, x1, y1, ...], ...]), or None with
+    the reason it is not one (an RLE mask, a part with fewer than 3 points, a non-number)."""
+    if isinstance(seg, dict):
+        return None, "an RLE mask without bbox: masks are not imported"
+    if not isinstance(seg, list) or not seg or not all(isinstance(p, list) for p in seg):
+        return None, "segmentation: neither a list of polygons nor an RLE mask"
+    parts: list[list[float]] = []
+    for part in seg:
+        points = _numbers(part)
+        if points is None or len(points) < 6 or len(points) % 2:
+            return None, "segmentation: a polygon needs 3 or more x, y pairs of numbers"
+        parts.append(points)
+    return parts, ""
+
+
+def _numbers(values: Sequence[Any]) -> list[float] | None:
+    out: list[float] = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float) or v != v or abs(v) == INF:
+            return None
+        out.append(float(v))
+    return out
+
+
+def yolo_polygon(parts: Sequence[str]) -> tuple[int, list[float]] | str:
+    """A YOLO segmentation row `class x0 y0 x1 y1 ...` (fractions) as (class id, points), or
+    the reason it is refused."""
+    try:
+        class_id = int(parts[0])
+    except ValueError:
+        return f"class id {parts[0]!r}: not a whole number"
+    if class_id < 0:
+        return f"class id {class_id}: negative"
+    points: list[float] = []
+    for column, text in enumerate(parts[1:], 2):
+        try:
+            value = float(text)
+        except ValueError:
+            return f"polygon row: column {column} {text!r} is not a number"
+        if value != value or abs(value) == INF:
+            return f"polygon row: column {column} {text!r} is not a finite number"
+        points.append(value)
+    return class_id, points

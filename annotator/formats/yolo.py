@@ -6,8 +6,10 @@ Reading: split folders named by `data.yaml` are resolved inside the dataset fold
 conventional `<split>/images` or `images/<split>` with a note). The label of an image is found
 the way Ultralytics finds it (the last `/images/` becomes `/labels/`, the suffix `.txt`). An empty
 `.txt` marks a negative; an image with no `.txt` stays unlabeled. Rows are validated; a bad row is
-reported by file and line. Writing: `class cx cy w h` clipped to [0, 1], 6 decimals; crowd
-regions are left out (Ultralytics drops them); `data.yaml` without `path`."""
+reported by file and line and flags its image for review (never a negative). A segmentation row
+(`class x0 y0 x1 y1 ...`) gives the box around its points and keeps the points. Writing:
+`class cx cy w h` clipped to [0, 1], 6 decimals; crowd regions are left out (Ultralytics drops
+them); `data.yaml` without `path`."""
 
 from __future__ import annotations
 
@@ -30,7 +32,14 @@ from annotator.formats.common import (
     split_rank,
     within,
 )
-from annotator.formats.records import YOLO_ROWS, YoloDataYaml, describe, validate_records
+from annotator.formats.records import (
+    YOLO_ROWS,
+    YoloDataYaml,
+    describe,
+    polygon_box,
+    validate_records,
+    yolo_polygon,
+)
 from annotator.store.imagefile import walk_images
 
 YAML_NAMES = ("data.yaml", "dataset.yaml", "data.yml", "dataset.yml")
@@ -192,57 +201,78 @@ def _incoming(image: Path, labels_at: Path, split: Split | None, parsed: Parsed)
     item = Incoming(sample, str(image), labelled=False, normalized=True, label_file=str(labels_at))
     if labels_at.is_file():
         item.labelled = True
-        sample.labels, item.label_where = parse_rows(labels_at, parsed)
+        read_labels(labels_at, item, parsed)
     return item
 
 
-def parse_rows(path: Path, parsed: Parsed) -> tuple[list[Label], list[str]]:
-    """The boxes of one label file (fractions of the image), with their line numbers."""
+ROW_FIELDS = ("class_id", "cx", "cy", "w", "h")
+Row = tuple[dict[str, Any], list[float] | None]
+
+
+def read_labels(path: Path, item: Incoming, parsed: Parsed) -> None:
+    """The boxes of one label file (fractions of the image) into `item`, with their line
+    numbers; each refused row is reported and flags the item."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        parsed.problems.append(Problem(file, "", f"unreadable label file: {exc}"))
-        return [], []
-    rows: list[dict[str, str]] = []
+        item.refuse(parsed.problems, file, "", f"unreadable label file: {exc}")
+        return
+    rows: list[Row] = []
     wheres: list[str] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
-        if len(parts) != 5:
-            _bad_columns(parts, file, lineno, parsed)
+        row = _row(parts)
+        if isinstance(row, str):
+            item.refuse(parsed.problems, file, f"line {lineno}", row)
             continue
-        rows.append(dict(zip(("class_id", "cx", "cy", "w", "h"), parts, strict=True)))
+        rows.append(row)
         wheres.append(f"line {lineno}")
-    return _rows_to_labels(rows, wheres, file, parsed)
+    _rows_to_labels(rows, wheres, file, item, parsed)
 
 
-def _bad_columns(parts: list[str], file: str, lineno: int, parsed: Parsed) -> None:
-    if len(parts) >= 7 and len(parts) % 2 == 1:
-        parsed.polygons += 1  # a segmentation row: class x1 y1 x2 y2 ...
-        return
-    reason = f"{len(parts)} columns, expected 5 (class cx cy w h)"
-    parsed.problems.append(Problem(file, f"line {lineno}", reason))
+def _row(parts: list[str]) -> Row | str:
+    """A box row's fields, or a polygon row as the box around it with its points; else why
+    the row is refused."""
+    if len(parts) == 5:
+        return dict(zip(ROW_FIELDS, parts, strict=True)), None
+    if len(parts) < 7 or len(parts) % 2 == 0:
+        return (
+            f"{len(parts)} columns, expected 5 (class cx cy w h) or an odd number from 7 "
+            "(a polygon: class x0 y0 x1 y1 x2 y2 ...)"
+        )
+    polygon = yolo_polygon(parts)
+    if isinstance(polygon, str):
+        return polygon
+    class_id, points = polygon
+    x, y, w, h = polygon_box(points)
+    return dict(zip(ROW_FIELDS, (class_id, x + w / 2, y + h / 2, w, h), strict=True)), points
 
 
 def _rows_to_labels(
-    rows: list[dict[str, str]], wheres: list[str], file: str, parsed: Parsed
-) -> tuple[list[Label], list[str]]:
-    valid, positions, problems = validate_records(YOLO_ROWS, rows, file, "row", wheres)
+    rows: list[Row], wheres: list[str], file: str, item: Incoming, parsed: Parsed
+) -> None:
+    fields = [fields for fields, _ in rows]
+    valid, positions, problems = validate_records(YOLO_ROWS, fields, file, "row", wheres)
     parsed.problems.extend(problems)
-    labels: list[Label] = []
-    kept: list[str] = []
+    item.refused.extend(f"{p.where}: {p.reason}" for p in problems)
     names = parsed.classes
     for row, index in zip(valid, positions, strict=True):
         if row.class_id >= len(names):
             reason = f"class id {row.class_id} is beyond names ({len(names)} classes)"
-            parsed.problems.append(Problem(file, wheres[index], reason))
+            item.refuse(parsed.problems, file, wheres[index], reason)
             continue
-        box = Box(row.cx - row.w / 2, row.cy - row.h / 2, row.w, row.h)
-        labels.append(Label(names[row.class_id], box))
-        kept.append(wheres[index])
-    return labels, kept
+        points = rows[index][1]
+        if points is None:
+            box = Box(row.cx - row.w / 2, row.cy - row.h / 2, row.w, row.h)
+        else:
+            box = Box(*polygon_box(points))
+            parsed.polygons += 1
+            parsed.derived += 1
+        item.sample.labels.append(Label(names[row.class_id], box, points=points))
+        item.label_where.append(wheres[index])
 
 
 def _report_orphans(folder: Path, expected: set[Path], parsed: Parsed) -> None:

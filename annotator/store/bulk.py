@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import DateTime, Table, bindparam, insert, select
+from sqlalchemy import DateTime, Table, and_, bindparam, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -41,6 +41,7 @@ BATCH = 2000
 ProgressFn = Callable[[int, int], None]
 EXPORTED_STATUSES = ("labeled", "reviewed")  # images kept as negatives when they hold no label
 SWAPPED = frozenset({5, 6, 7, 8})
+FLAG_LISTED = 10  # refused labels an image's flag names one by one
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,9 @@ class Incoming:
     `sample.path` is the image file. Boxes are pixels of the displayed image, or fractions of
     it when `normalized` (YOLO), scaled once the image's size is known. `declared` is the size
     the label file states, checked against the file. An image a label source lists (`labelled`)
-    with no labels at all is a known negative; one no source labels stays unlabeled."""
+    with no labels at all is a known negative; one no source labels stays unlabeled. `refused`
+    names each of its labels that was refused: such an image is never a negative, it is stored
+    unlabeled and flagged for a person to look at (its good labels are kept)."""
 
     sample: Sample
     file: str
@@ -72,6 +75,22 @@ class Incoming:
     declared: tuple[int, int] | None = None
     label_file: str | None = None
     label_where: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+    def refuse(self, problems: list[Problem], file: str, where: str, reason: str) -> None:
+        """Record a refused label of this image: a problem for the report, a reason for the
+        image's flag."""
+        problems.append(Problem(file, where, reason))
+        self.refused.append(f"{where}: {reason}" if where else reason)
+
+    def flag(self) -> str | None:
+        """Why a person must look at this image (None when no label was refused)."""
+        if not self.refused:
+            return None
+        shown = "; ".join(self.refused[:FLAG_LISTED])
+        more = len(self.refused) - FLAG_LISTED
+        tail = f"; and {more} more" if more > 0 else ""
+        return f"import: {len(self.refused)} labels refused: {shown}{tail}"
 
 
 @dataclass
@@ -84,6 +103,7 @@ class BulkReport:
     negatives: int = 0
     clipped: int = 0
     existing: int = 0
+    flagged: int = 0
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -226,6 +246,7 @@ def fit_labels(item: Incoming, width: int, height: int, report: BulkReport) -> l
             continue
         if item.normalized:
             box = Box(box.x * width, box.y * height, box.w * width, box.h * height)
+            label.points = _scaled(label.points, width, height)
         if (
             box.w > 0
             and box.h > 0
@@ -237,12 +258,26 @@ def fit_labels(item: Incoming, width: int, height: int, report: BulkReport) -> l
         else:
             fitted, reason = fit_box(box, width, height)
             if fitted is None:
-                report.problems.append(Problem(item.label_file or item.file, where, reason))
+                item.refuse(report.problems, item.label_file or item.file, where, reason)
                 continue
             report.clipped += 1
+            label.points = _clipped(label.points, width, height)
         label.box = fitted
         kept.append(label)
     return kept
+
+
+def _scaled(points: list[float] | None, width: int, height: int) -> list[float] | None:
+    """Fractions of the image (x, y alternating) as pixels."""
+    if points is None:
+        return None
+    return [v * (width if i % 2 == 0 else height) for i, v in enumerate(points)]
+
+
+def _clipped(points: list[float] | None, width: int, height: int) -> list[float] | None:
+    if points is None:
+        return None
+    return [min(max(v, 0.0), float(width if i % 2 == 0 else height)) for i, v in enumerate(points)]
 
 
 def fit_box(box: Box, width: int, height: int) -> tuple[Box | None, str]:
@@ -295,10 +330,11 @@ class _Writer:
         tail = ("human", None, None, "accepted", None, self.author, now, now, 1)
         ids = self.class_ids
         anns = [
-            (*head, image_id, ids[lb.class_name], *_geometry(lb.box), bool(lb.iscrowd), *tail)
+            (*head, image_id, ids[lb.class_name], *_geometry(lb.box), bool(lb.iscrowd),
+             _points_json(lb.points), *tail)
             for image_id, (_, _, labels, _) in zip(image_ids, rows, strict=True)
             for lb in labels
-        ]
+        ]  # fmt: skip
         ann_ids = self._annotations(conn, anns, image_ids)
         self._history(conn, anns, ann_ids, now)
         self.session.commit()
@@ -310,12 +346,14 @@ class _Writer:
     def _images(self, conn: Connection, rows: list[Row], now: Any, report: BulkReport) -> list[int]:
         values = []
         for item, info, labels, path in rows:
-            negative = item.labelled and not item.sample.labels
+            flag = item.flag()
+            negative = item.labelled and not item.sample.labels and flag is None
             report.negatives += negative
-            status = "labeled" if labels or negative else "unlabeled"
+            report.flagged += flag is not None
+            status = "labeled" if (labels or negative) and flag is None else "unlabeled"
             size = (info.width, info.height, info.orientation, info.size_bytes)
             split = item.sample.split
-            values.append((self.ds.id, path, info.sha256, *size, split, status, 1, now, now))
+            values.append((self.ds.id, path, info.sha256, *size, split, status, flag, 1, now, now))
         executemany(conn, Image.__table__, IMAGE_COLUMNS, values)  # type: ignore[arg-type]
         ids: dict[str, int] = {}
         shas = [info.sha256 for _, info, _, _ in rows]
@@ -354,8 +392,13 @@ class _Writer:
 
 def _snapshot_json(ann_id: int, row: tuple[Any, ...]) -> str:
     """`history.snapshot` of a freshly inserted row, as JSON text."""
-    values = (ann_id, *row[:16], row[18])
+    values = (ann_id, *row[:10], *row[11:17], row[19])
     return orjson.dumps(dict(zip(ANNOTATION_FIELDS, values, strict=True))).decode()
+
+
+def _points_json(points: list[float] | None) -> str | None:
+    """A polygon's points as the JSON text the driver takes for `annotations.points`."""
+    return None if points is None else orjson.dumps(points).decode()
 
 
 def _geometry(box: Box | None) -> tuple[Any, ...]:
@@ -364,13 +407,13 @@ def _geometry(box: Box | None) -> tuple[Any, ...]:
 
 IMAGE_COLUMNS = (
     "dataset_id", "path", "sha256", "width", "height", "orientation", "size_bytes", "split",
-    "status", "revision", "added_at", "updated_at",
+    "status", "flag", "revision", "added_at", "updated_at",
 )  # fmt: skip
-# the table's order (so rows go to the driver as they are); the first 16 follow
-# ANNOTATION_FIELDS after its id, and revision closes both
+# the table's order (so rows go to the driver as they are); apart from points, the first 16
+# follow ANNOTATION_FIELDS after its id, and revision closes both
 ANN_COLUMNS = (
     "dataset_id", "task", "image_id", "class_id", "kind", "x", "y", "w", "h", "iscrowd",
-    "source", "run_id", "score", "review", "note", "author", "created_at", "updated_at",
+    "points", "source", "run_id", "score", "review", "note", "author", "created_at", "updated_at",
     "revision",
 )  # fmt: skip
 HISTORY_COLUMNS = (
@@ -434,7 +477,8 @@ def export_samples(
     """The images of `split` (None: those without a split) that go into an export, in id
     order, with their human and accepted labels (and pending ones when `include_pending`).
     An image with no such label goes out as a negative only when its status says a person
-    looked at it (labeled or reviewed). `Sample.path` is the absolute file."""
+    looked at it (labeled or reviewed); a flagged image (an import refused labels of it) stays
+    out until a person labels it. `Sample.path` is the absolute file."""
     names = {c.id: c.name for c in ds.classes}
     models = dict(
         session.execute(select(ModelRun.id, ModelRun.model).where(ModelRun.dataset_id == ds.id))
@@ -461,6 +505,7 @@ def _image_chunks(
 ) -> Iterator[list[Any]]:
     last = 0
     where = Image.split.is_(None) if split is None else Image.split == split
+    where = and_(where, Image.flag.is_(None))  # a flagged image waits for a person
     t = Image.__table__.c
     cols = (t.id, t.path, t.width, t.height, t.split, t.sha256, t.orientation, t.status)
     while True:

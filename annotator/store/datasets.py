@@ -157,8 +157,19 @@ def _counts(session: Session, stmt: Any) -> dict[str, int]:
     return {str(k) if k is not None else "none": int(v) for k, v in session.execute(stmt)}
 
 
+def flagged_images(session: Session, ds: Dataset) -> dict[str, str]:
+    """{image path: why a person must look at it} of the flagged images, by path."""
+    stmt = (
+        select(Image.path, Image.flag)
+        .where(Image.dataset_id == ds.id, Image.flag.is_not(None))
+        .order_by(Image.path)
+    )
+    return {path: str(flag) for path, flag in session.execute(stmt)}
+
+
 def stats(session: Session, ds: Dataset) -> dict[str, Any]:
-    """Counts per class, split, status, source and review state (one query each)."""
+    """Counts per class, split, status, source and review state (one query each), and the
+    images flagged for review with the reason of each."""
     img = select(func.count()).select_from(Image).where(Image.dataset_id == ds.id)
     ann_base = Annotation.dataset_id == ds.id
     per_class = _counts(
@@ -169,6 +180,7 @@ def stats(session: Session, ds: Dataset) -> dict[str, Any]:
         .group_by(LabelClass.name),
     )
     source = func.coalesce(ModelRun.model, Annotation.source)
+    flags = flagged_images(session, ds)
     return {
         "dataset": ds.name,
         "task": ds.task,
@@ -200,4 +212,6 @@ def stats(session: Session, ds: Dataset) -> dict[str, Any]:
             session,
             select(Annotation.review, func.count()).where(ann_base).group_by(Annotation.review),
         ),
+        "flagged": len(flags),
+        "flags": flags,
     }

@@ -59,6 +59,8 @@ def refresh_status(session: Session, image: Image, group: Group) -> None:
         image.status = new
         group.add(image.dataset_id, "status", image_id=image.id, before=before,
                   after=image_state(image))  # fmt: skip
+    if new == "labeled":
+        image.flag = None  # a person labelled it: the import's refusal is answered
 
 
 def finish(session: Session, image: Image, group: Group) -> None:
@@ -252,5 +254,7 @@ def set_status(
                   after=image_state(image))  # fmt: skip
         image.revision += 1
         group.flush(session)
+    if status in ("labeled", "reviewed"):
+        image.flag = None  # a person looked at it: the import's refusal is answered
     session.commit()
     return image

@@ -1,9 +1,10 @@
 """The labelling queue: which images of a dataset are to be shown, in which order, and where one
-stands in it. A queue is a filter (unlabeled, needs review = images with pending prelabels, one
-class, all) and an order (file path, time added, model uncertainty with the least confident
-first and images without a score last). Every move is a keyset query on an index (the next key
-after the current one, LIMIT 1): showing an image never scans the dataset. Also reads what the
-labelling screen shows of one image. Read-only; depends only on the store's models."""
+stands in it. A queue is a filter (unlabeled, needs review = images with pending prelabels,
+flagged = images an import refused labels of, one class, all) and an order (file path, time
+added, model uncertainty with the least confident first and images without a score last). Every
+move is a keyset query on an index (the next key after the current one, LIMIT 1): showing an
+image never scans the dataset. Also reads what the labelling screen shows of one image.
+Read-only; depends only on the store's models."""
 
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ from annotator.store.datasets import get_dataset
 from annotator.store.images import resolve_path
 from annotator.store.models import Annotation, Dataset, Image, LabelClass, ModelRun
 
-FILTERS = ("unlabeled", "review", "class", "all")
+FILTERS = ("unlabeled", "review", "flagged", "class", "all")
 ORDERS = ("path", "added", "uncertainty")
-FILTER_NAMES = {"unlabeled": "unlabeled", "review": "needs review", "class": "class",
+FILTER_NAMES = {"unlabeled": "unlabeled", "review": "needs review",
+                "flagged": "needs review (flagged)", "class": "class",
                 "all": "all images"}  # fmt: skip
 ORDER_NAMES = {"path": "by file", "added": "by time added", "uncertainty": "least confident"}
 
@@ -83,6 +85,7 @@ class ImageView:
     labels: tuple[Label, ...] = field(default=())
 
     @property
+    flag: str | None = None  # why a person must look at it (an import refused labels)
     def id(self) -> int:
         assert self.sample.id is not None
         return self.sample.id
@@ -124,6 +127,8 @@ def _filter(dataset_id: int, spec: QueueSpec, walking: bool = False) -> ColumnEl
         has = exists().where(
             Annotation.image_id == Image.id,
             Annotation.class_id == spec.class_id,
+    if spec.filter == "flagged":
+        return and_(base, Image.flag.is_not(None))
             Annotation.review != "rejected",
         )
         return and_(base, has)
@@ -303,7 +308,7 @@ def load_view(session: Session, image_id: int) -> ImageView:
                     split=split, id=row.id, sha256=row.sha256,
                     orientation=row.orientation)  # fmt: skip
     return ImageView(sample, resolve_path(ds, row.path), row.status, row.revision,
-                     row.uncertainty, labels)  # fmt: skip
+                     row.uncertainty, labels, row.flag)  # fmt: skip
 
 
 def _label(ann: Annotation, class_name: str, model: str | None) -> Label:

@@ -155,7 +155,7 @@ class AnnotatorApp(App[None]):
 
 
 def resolve_queue(info: DatasetInfo, queue: str, order: str) -> QueueSpec:
-    """`unlabeled`, `review`, `all` or `class:NAME` as a QueueSpec of the dataset."""
+    """`unlabeled`, `review`, `flagged`, `all` or `class:NAME` as a QueueSpec of the dataset."""
     kind, _, name = queue.partition(":")
     if kind == "class":
         cls = info.class_by_name(name)
@@ -164,8 +164,10 @@ def resolve_queue(info: DatasetInfo, queue: str, order: str) -> QueueSpec:
             raise InvalidInputError(f"--queue {queue}: dataset {info.name!r} has no class "
                                     f"{name!r} (classes: {known})")  # fmt: skip
         return QueueSpec("class", order, cls.id)
-    if kind not in ("unlabeled", "review", "all") or name:
-        raise InvalidInputError(f"--queue {queue}: choose unlabeled, review, all or class:NAME")
+    if kind not in ("unlabeled", "review", "flagged", "all") or name:
+        raise InvalidInputError(
+            f"--queue {queue}: choose unlabeled, review, flagged, all or class:NAME"
+        )
     return QueueSpec(kind, order)
 
 

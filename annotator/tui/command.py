@@ -24,9 +24,9 @@ from annotator.context import Context, pass_ctx
     "--queue",
     "queue_",
     default=None,
-    metavar="unlabeled|review|all|class:NAME",
-    help="Which images to go through: unlabeled (default), review (pending prelabels), all, "
-    "or those holding one class.",
+    metavar="unlabeled|review|flagged|all|class:NAME",
+    help="Which images to go through: unlabeled (default), review (pending prelabels), "
+    "flagged (labels refused on import), all, or those holding one class.",
 )
 @click.option(
     "--order",

@@ -55,7 +55,7 @@ def _source(folder: Path) -> Path:
                                               (bit // 5) * 4 + 3))  # fmt: skip
         img.save(folder / "images" / f"{i:04d}.jpg", quality=80)
         images.append({"id": i + 1, "file_name": f"{i:04d}.jpg", "width": 24, "height": 16})
-        anns += [{"id": len(anns) + 1, "image_id": i + 1, "category_id": 1 + b % 2,
+        anns += [{"id": i * BOXES + b + 1, "image_id": i + 1, "category_id": 1 + b % 2,
                   "bbox": [b, b, 5, 5]} for b in range(BOXES)]  # fmt: skip
     return write_coco(folder / "annotations" / "instances_train.json", images, anns)
 

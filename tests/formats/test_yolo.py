@@ -75,10 +75,11 @@ def test_bad_rows_are_reported_by_file_and_line(store: Store, tmp_path: Path, ro
     assert store_labels(store, "ds")["a.jpg"] == [("dog", 40.0, 20.0, 20.0, 10.0, False)]
 
 
-def test_polygon_rows_are_counted_not_imported(store: Store, tmp_path: Path) -> None:
+def test_polygon_rows_give_their_box(store: Store, tmp_path: Path) -> None:
     src = make_yolo(tmp_path / "y", {"a": "0 0.1 0.1 0.5 0.1 0.5 0.5\n1 0.5 0.5 0.2 0.2\n"})
     report = _import(store, src)
-    assert report.polygons == 1 and report.labels == 1 and not report.problems
+    assert (report.polygons, report.derived, report.labels, report.problems) == (1, 1, 2, [])
+    assert store_labels(store, "ds")["a.jpg"][0] == ("cat", 10.0, 5.0, 40.0, 20.0, False)
 
 
 @pytest.mark.parametrize(

@@ -181,3 +181,23 @@ def test_moves_walk_an_index_without_sorting(store: Store, queue_db: Any, filt: 
         event.remove(store.engine, "before_cursor_execute", capture)
     assert plans
     assert not [p for p in plans if "TEMP B-TREE" in p or p == "SCAN images"], plans
+
+
+def test_flagged_queue_walks_the_images_an_import_flagged(store: Store, queue_db: Any) -> None:
+    from annotator.tui.screens.queue import filter_options, spec_from
+
+    ds_id, ids, _ = queue_db
+    with store.session() as s:
+        for name in ("e.jpg", "c.jpg"):
+            reason = f"import: 1 labels refused: line 1: {name}"
+            s.execute(update(Image).where(Image.id == ids[name]).values(flag=reason))
+        s.commit()
+    assert ("flagged", "Needs review (flagged: labels refused on import)") in filter_options([])
+    for order, expected in (("path", ["c", "e"]), ("added", ["c", "e"]),
+                            ("uncertainty", ["e", "c"])):  # fmt: skip
+        spec = spec_from("flagged", order)
+        assert names(ids, walk(store, ds_id, spec)) == [f"{n}.jpg" for n in expected]
+    with store.session() as s:
+        assert q.total(s, ds_id, q.QueueSpec("flagged")) == 2
+        assert q.load_view(s, ids["c.jpg"]).flag == "import: 1 labels refused: line 1: c.jpg"
+        assert q.load_view(s, ids["a.jpg"]).flag is None

@@ -1,6 +1,6 @@
 """The queue chooser (`f`): which images to go through (unlabeled, needs review = pending
-prelabels, one class, all) and in which order (file, time added, least confident first).
-Returns the chosen QueueSpec, or None when cancelled."""
+prelabels, flagged = labels an import refused, one class, all) and in which order (file, time
+added, least confident first). Returns the chosen QueueSpec, or None when cancelled."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ from annotator.store.queue import ORDER_NAMES, ClassInfo, QueueSpec
 def filter_options(classes: Sequence[ClassInfo]) -> list[tuple[str, str]]:
     """(option id, text) for every queue filter, one per class included."""
     options = [("unlabeled", "Unlabeled images"),
-               ("review", "Needs review (pending prelabels)"), ("all", "All images")]  # fmt: skip
+               ("review", "Needs review (pending prelabels)"),
+               ("flagged", "Needs review (flagged: labels refused on import)"),
+               ("all", "All images")]  # fmt: skip
     options += [(f"class:{c.id}", f"Class {c.name}") for c in classes]
     return options
 
