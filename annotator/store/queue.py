@@ -83,9 +83,9 @@ class ImageView:
     revision: int
     uncertainty: float | None
     labels: tuple[Label, ...] = field(default=())
+    flag: str | None = None  # why a person must look at it (an import refused labels)
 
     @property
-    flag: str | None = None  # why a person must look at it (an import refused labels)
     def id(self) -> int:
         assert self.sample.id is not None
         return self.sample.id
@@ -123,12 +123,12 @@ def _filter(dataset_id: int, spec: QueueSpec, walking: bool = False) -> ColumnEl
     if spec.filter == "review":
         pending = exists().where(Annotation.image_id == Image.id, Annotation.review == "pending")
         return and_(base, pending)
+    if spec.filter == "flagged":
+        return and_(base, Image.flag.is_not(None))
     if spec.filter == "class":
         has = exists().where(
             Annotation.image_id == Image.id,
             Annotation.class_id == spec.class_id,
-    if spec.filter == "flagged":
-        return and_(base, Image.flag.is_not(None))
             Annotation.review != "rejected",
         )
         return and_(base, has)
