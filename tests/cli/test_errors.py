@@ -222,3 +222,26 @@ def test_corrupt_exif_warning_names_the_file(tmp_path: Path) -> None:
     assert f"warning: {bad}: Corrupt EXIF data" in proc.stderr
     assert "added 2," in proc.stdout
     assert "Traceback" not in proc.stderr and "UserWarning" not in proc.stderr
+
+
+def test_add_reports_a_directory_symlink_loop(run_cli: Run, tmp_path: Path) -> None:
+    write_jpeg(tmp_path / "photos" / "sub" / "a.jpg")
+    os.symlink("..", tmp_path / "photos" / "sub" / "up")
+    assert run_cli("init", "p", "--task", "classification").exit_code == 0
+    result = run_cli("add", "p", str(tmp_path / "photos"))
+    assert result.exit_code == 0 and "added 1, duplicates 0, rejected 1" in result.stdout
+    loop = tmp_path / "photos" / "sub" / "up"
+    assert f"rejected {loop}: directory symlink loop (leads back to {loop.parent.parent})" in (
+        result.stderr
+    )
+
+
+def test_what_the_machine_refuses_is_one_line_and_a_bug_keeps_its_traceback() -> None:
+    from annotator.main import user_error
+
+    full = user_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/x.json"), None)
+    assert full is not None and full.message == "/data/x.json: No space left on device"
+    denied = user_error(PermissionError(errno.EACCES, os.strerror(errno.EACCES)), None)
+    assert denied is not None and denied.message == "Permission denied"
+    assert user_error(ValueError("a bug"), None) is None
+    assert user_error(FileNotFoundError(errno.ENOENT, "gone", "/x"), None) is None
