@@ -22,6 +22,7 @@ from annotator.review.decide import Conflict, Plan, Planner, Ref, Step
 from annotator.review.push import ProgressFn, PushReport, push, sync_state
 from annotator.review.views import DEFAULT_THRESHOLD
 from annotator.store import labels
+from annotator.store.db import reading
 from annotator.store.models import Annotation, Dataset, HistoryEvent, Image
 
 AUTHOR = "fiftyone"
@@ -50,6 +51,7 @@ def pull(session: Session, ds: Dataset, *, fo_name: str | None = None,
     """Apply the tags and label edits made in FiftyOne dataset `fo_name` to `ds`."""
     fob.require_fiftyone()
     name = fo_name or fob.default_name(ds.name)
+    reading(session)  # no write lock held while FiftyOne is read
     with fob.quiet():
         fods, threshold = _mirror(session, ds, name)
         report = PullReport(ds.name, name)

@@ -20,6 +20,7 @@ from annotator.errors import ConflictError
 from annotator.review import backend as fob
 from annotator.review import mirror, records, views
 from annotator.review.convert import Existing, sample_values
+from annotator.store.db import reading
 from annotator.store.history import position
 from annotator.store.models import Dataset, SyncState
 
@@ -57,6 +58,7 @@ def push(
     leftovers replaced; App changes on any other sample to rewrite refuse the push."""
     fob.require_fiftyone()
     name = fo_name or fob.default_name(ds.name)
+    reading(session)  # no write lock held while FiftyOne is written
     with fob.quiet():
         return _Push(session, ds, name, progress, set(pulled)).run(full, threshold)
 
@@ -120,6 +122,7 @@ class _Push:
     def _claim(self) -> None:
         """Name the new FiftyOne dataset in the SyncState row before writing to it, marked
         incomplete: a push cut short is finished by the next one instead of refused."""
+        self.session.commit()  # end the read transaction: this write takes the lock anew
         state = self.state or SyncState(dataset_id=self.ds.id, target=fob.target_key(self.fo_name))
         state.position = 0
         state.info = {"fo_dataset": self.fo_name, "token": self.fods.info.get(fob.TOKEN_KEY),

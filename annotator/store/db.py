@@ -265,6 +265,15 @@ class Store:
         self.engine.dispose()
 
 
+def reading(session: Session) -> None:
+    """From here to its next commit, `session` only reads: the transaction (begun now; an open
+    one is committed first) takes no write lock on SQLite, so slow work done meanwhile (FiftyOne,
+    files) keeps no writer waiting. Commit before writing again."""
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={READONLY: True})
+
+
 def _refuse_writes(session: Session, _context: Any, _instances: Any) -> None:
     raise AnnotatorError("a read-only session cannot write (open it without readonly=True)")
 

@@ -25,7 +25,7 @@ from annotator.errors import AnnotatorError, DatabaseBusyError
 from annotator.store import busy, db
 from annotator.store.datasets import create_dataset, get_dataset, list_datasets
 from annotator.store.db import Store, open_store
-from annotator.store.images import add_images
+from annotator.store.images import add_images, resolve_path
 from annotator.store.models import Annotation, Dataset, Image, ModelRun
 from tests.conftest import REPO, write_jpeg
 from tests.formats.conftest import write_coco
@@ -33,6 +33,7 @@ from tests.formats.conftest import write_coco
 EDITORS = 3
 MIN_EDITS = 8  # each editor keeps going at least this long, whatever the others do
 DEADLINE_S = 120.0
+THINK_S = 0.02  # a person's pause between edits (and the import's share of two cores)
 MAX_ERRORS = 20  # an editor that keeps failing stops early: the errors are the test's answer  # a hung writer fails the test instead of hanging the suite
 EDITOR = "import sys; from tests.store.test_concurrency import edit_loop; edit_loop(*sys.argv[1:])"
 STUB_MODEL = "tests.prelabel.stub_models:fixed_boxes"
@@ -77,6 +78,27 @@ def test_reading_never_waits_for_a_writer(store: Store, db_url: str) -> None:
     finally:
         other.rollback()
         other.close()
+
+
+def test_a_reading_phase_takes_no_lock_and_the_next_write_does(store: Store, db_url: str) -> None:
+    """`reading(session)`: a long read (push, pull) keeps no writer waiting; its commit ends it."""
+    path = db_url.removeprefix("sqlite:///")
+    with store.session() as s:
+        ds = create_dataset(s, "pets", "detection", ["cat"])
+        db.reading(s)
+        other = _lock(path)  # another writer gets the lock while this session reads
+        try:
+            assert get_dataset(s, "pets").root is None
+        finally:
+            other.rollback()
+        s.commit()
+        ds.root = "/data/pets"
+        s.commit()
+        other.execute("BEGIN IMMEDIATE")  # would wait (60 s) if this session still held the lock
+        other.rollback()
+        other.close()
+    with store.session(readonly=True) as s:
+        assert get_dataset(s, "pets").root == "/data/pets"
 
 
 def test_a_read_only_session_refuses_to_write(store: Store) -> None:
@@ -154,6 +176,7 @@ def edit_loop(db: str, author: str, out: str, stop: str) -> None:
     while time.monotonic() - started < DEADLINE_S and len(seen["errors"]) < MAX_ERRORS:
         if Path(stop).exists() and seen["added"] >= MIN_EDITS:
             break
+        time.sleep(THINK_S)
         image_id = rng.choice(ids)
         try:
             _one_edit(backend, image_id, info.classes[0].id, mine, rng, seen, Box, Change)
@@ -285,18 +308,21 @@ def _run_together(*procs: tuple[subprocess.Popen[str], str]) -> list[str]:
     return [_finished(proc, what) for proc, what in procs]
 
 
-@pytest.mark.parametrize("rounds", [2])
-def test_two_adds_at_once_both_complete(tmp_path: Path, rounds: int) -> None:
+def test_two_adds_at_once_both_complete(tmp_path: Path) -> None:
+    """Both into a dataset with no root yet: each sets it when it starts, so the second must see
+    the first's (else its stored paths point at the wrong files)."""
     db = tmp_path / "adds.db"
     _new_store(db, "pets", None)
-    first, second = _images(tmp_path / "a", 700), _images(tmp_path / "b", 700, shade=3)
-    for _ in range(rounds):  # the second round finds every image already there
-        outs = _run_together((_cli(db, "add", "pets", str(first)), "add a"),
-                             (_cli(db, "add", "pets", str(second)), "add b"))  # fmt: skip
-    assert all("rejected 0" in out for out in outs), outs
+    first, second = _images(tmp_path / "a", 600), _images(tmp_path / "b", 600, shade=3)
+    outs = _run_together((_cli(db, "add", "pets", str(first)), "add a"),
+                         (_cli(db, "add", "pets", str(second)), "add b"))  # fmt: skip
+    assert all(out.startswith("added 600, duplicates 0, rejected 0") for out in outs), outs
     store = open_store(str(db), create=False)
     try:
-        assert _count(store, select(func.count()).select_from(Image)) == 1400
+        with store.session(readonly=True) as s:
+            ds = get_dataset(s, "pets")
+            files = {resolve_path(ds, p) for p in s.scalars(select(Image.path))}
+        assert files == {*first.iterdir(), *second.iterdir()}
     finally:
         store.close()
 
