@@ -161,7 +161,9 @@ def apply(s: Any, ds: Dataset, ops: list[tuple[str, int, int]]) -> None:
             L.set_status(s, img.id, ("unlabeled", "labeled", "reviewed", "skipped")[j % 4], "u")
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(before=edits, after=edits)
 def test_any_edits_then_restore_give_exactly_the_tag_state(store: Any, before: Any, after: Any) -> None:  # fmt: skip
     with store.session() as s:
