@@ -16,7 +16,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from annotator.errors import (
@@ -88,9 +94,12 @@ def require_database(url: str) -> None:
 
 def database_error(url: str, exc: BaseException) -> AnnotatorError | None:
     """SQLAlchemy's error on `url` as one line for the user: a file that is not a database, a
-    full disk, a server that refuses; None for anything else (a bug keeps its traceback)."""
-    if not isinstance(exc, DBAPIError):
+    full disk, a server that refuses; None for anything else (a constraint or an SQL error is
+    a bug, and keeps its traceback)."""
+    plain = type(exc) is DatabaseError  # sqlite3's "file is not a database"
+    if not (plain or isinstance(exc, OperationalError | InterfaceError)):
         return None
+    assert isinstance(exc, DBAPIError)
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
     where = shown_url(url)
     if "full" in reason and "disk" in reason:
@@ -108,7 +117,8 @@ def user_errors(url: str) -> Iterator[None]:
         yield
     except DBAPIError as exc:
         error = database_error(url, exc)
-        assert error is not None
+        if error is None:
+            raise
         raise error from exc
 
 

@@ -245,3 +245,19 @@ def test_what_the_machine_refuses_is_one_line_and_a_bug_keeps_its_traceback() ->
     assert denied is not None and denied.message == "Permission denied"
     assert user_error(ValueError("a bug"), None) is None
     assert user_error(FileNotFoundError(errno.ENOENT, "gone", "/x"), None) is None
+
+
+def test_a_database_error_is_one_line_unless_it_is_a_bug(tmp_path: Path) -> None:
+    from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
+
+    from annotator.store.db import database_error
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    full = database_error(
+        url, OperationalError("INSERT", {}, Exception("database or disk is full"))
+    )
+    assert full is not None and full.message.startswith(f"database {tmp_path / 'x.db'}: database")
+    not_db = database_error(url, DatabaseError("SELECT", {}, Exception("file is not a database")))
+    assert not_db is not None and "file is not a database" in not_db.message
+    bug = IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed: images.path"))
+    assert database_error(url, bug) is None
