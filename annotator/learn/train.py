@@ -81,6 +81,8 @@ class TrainingSet:
     y: np.ndarray
     skipped: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    all_ids: list[int] = field(default_factory=list)  # every image with a vector, and its row
+    all_x: np.ndarray | None = None
 
 
 def make_classifier(multilabel: bool) -> Any:
@@ -136,6 +138,7 @@ def training_set(session: Session, ds: Dataset, embeddings: str) -> TrainingSet:
     found = TrainingSet(labelled.classes, multilabel, usable, matrix[[row[i] for i in usable]], y,
                         skipped=sum(1 for i in labelled.labels if i not in row))  # fmt: skip
     found.counts = dict(zip(found.classes, _counts(found), strict=True))
+    found.all_ids, found.all_x = ids, matrix
     _refuse_too_few(ds, found)
     return found
 
@@ -212,7 +215,8 @@ def _propose(
     session: Session, ds: Dataset, options: TrainOptions, found: TrainingSet, classifier: Any,
     report: TrainReport,
 ) -> None:  # fmt: skip
-    ids, matrix = load_embeddings(session, ds.id, options.embeddings)
+    ids, matrix = found.all_ids, found.all_x
+    assert matrix is not None
     wanted = training.unlabeled_ids(session, ds)
     rows = [k for k, image_id in enumerate(ids) if image_id in wanted]
     report.unembedded += len(wanted) - len(rows)
