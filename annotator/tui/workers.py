@@ -20,13 +20,13 @@ from annotator.errors import InvalidInputError
 from annotator.store import labelling, labels, leases
 from annotator.store import queue as q
 from annotator.store.datasets import list_datasets
-from annotator.store.db import Store
+from annotator.store.db import Store, reading
 from annotator.store.progress import Progress, progress
 from annotator.store.undo import redo, undo
 from annotator.tui.render import Abandoned, Frame, FrameCache, Mode, frame_key, make_frame
 
 
-LEASE_AHEAD = 4  # images leased at a time: the one shown and the next few
+LEASE_AHEAD = 2  # images leased at a time: the one shown and the next (prefetched) one
 CLAIM_TRIES = 8  # moves retried when another person leases the image found first
 JUMPS = ("id", "find", "at")  # moves to a named image: shown even if someone holds it
 
@@ -169,6 +169,7 @@ class Backend:
         expected = self._expected(change.image_id, change.expected_revision)
         with self.store.session() as s:
             _run(s, change, self.author, expected)
+            reading(s)  # the change is committed: reading it back waits for no writer
             view = q.load_view(s, change.image_id)
         self._produced(change.image_id, expected, view.revision)
         return view
@@ -177,6 +178,7 @@ class Backend:
         """Undo (or redo, `again`) the author's newest action; the images it touched."""
         with self.store.session() as s:
             touched = (redo if again else undo)(s, dataset_id, self.author)
+            reading(s)
             for image_id in touched:
                 rev = q.load_view(s, image_id).revision
                 self._produced(image_id, rev - 1, rev)

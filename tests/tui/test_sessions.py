@@ -82,6 +82,9 @@ def test_two_apps_never_overwrite_each_other(tui: Fixture, make_app: Any) -> Non
         async with alice.run_test(size=SIZE) as a, bob.run_test(size=SIZE) as b:
             await settle(a)
             await settle(b)
+            assert b.app.labelling_screen.view.sample.path != "img0.png"  # alice holds it
+            await b.press("slash", *"img0.png", "enter")  # bob opens it by name anyway
+            await settle(b)
             await b.press("1")  # bob: cat, while alice still looks at the unlabeled image
             await settle(b)
             await a.press("2")  # alice: dog, from the state she saw: refused
