@@ -84,7 +84,7 @@ def test_unlabeled_and_unsplit_images_are_left_out(sample_store: Store, tmp_path
     names = {i["file_name"] for d in data for i in d["images"]}
     assert "china.jpg" not in names and "kite.jpg" not in names and "flower.jpg" in names
     assert report.manifest.left_out == {"no_split": 1, "unlabeled": 1, "flagged": 0,
-                                        "no_single_class": 0}  # fmt: skip
+                                        "duplicate": 0, "no_single_class": 0}  # fmt: skip
     assert sum(len(d["annotations"]) for d in data) == 34 - kite_boxes
 
 
