@@ -19,7 +19,8 @@ from annotator.annotation import Box, Label, Sample, Split
 from annotator.errors import InvalidInputError, NotFoundError
 from annotator.store.datasets import get_dataset
 from annotator.store.images import resolve_path
-from annotator.store.models import Annotation, Dataset, Image, LabelClass, ModelRun
+from annotator.store.leases import LABEL_SCOPE, held_by_others
+from annotator.store.models import Annotation, Dataset, Image, LabelClass, ModelRun, utcnow
 
 FILTERS = ("unlabeled", "review", "flagged", "class", "all")
 ORDERS = ("path", "added", "uncertainty")
@@ -36,6 +37,7 @@ class QueueSpec:
     filter: str = "unlabeled"
     order: str = "path"
     class_id: int | None = None
+    holder: str | None = None  # set: skip images another holder has leased for labelling
 
     def __post_init__(self) -> None:
         if self.filter not in FILTERS:
@@ -118,6 +120,8 @@ def _filter(dataset_id: int, spec: QueueSpec, walking: bool = False) -> ColumnEl
     base = Image.dataset_id == dataset_id
     if walking and spec.order == "added" and spec.filter != "unlabeled":
         base = (Image.dataset_id + 0) == dataset_id  # not indexable: walk the rowid instead
+    if spec.holder is not None:
+        base = and_(base, ~held_by_others(LABEL_SCOPE, spec.holder, utcnow()))
     if spec.filter == "unlabeled":
         return and_(base, Image.status == "unlabeled")
     if spec.filter == "review":

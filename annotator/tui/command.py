@@ -34,10 +34,17 @@ from annotator.context import Context, pass_ctx
     default=None,
     help="Queue order: by file path (default), time added, or least confident prediction first.",
 )
+@click.option(
+    "--user",
+    default=None,
+    help="Who is labelling: recorded on every change and on the images this session holds, "
+    "so a team is served different images. Default: $ANNOTATOR_USER, else the OS user.",
+)
 @pass_ctx
 def label(
-    ctx: Context, name: str, render: str | None, queue_: str | None, order: str | None
-) -> None:
+    ctx: Context, name: str, render: str | None, queue_: str | None, order: str | None,
+    user: str | None = None,
+) -> None:  # fmt: skip
     """Label the images of dataset NAME in the terminal.
 
     Every change is saved the moment it is made; press ? in the app for every key. Keys can be
@@ -54,7 +61,7 @@ def label(
     store = ctx.store(create=False)
     try:
         app = create_app(store, name, mode=mode, cell_px=cell_px, queue=queue_, order=order,
-                         settings=settings)  # fmt: skip
+                         settings=settings, author=user)  # fmt: skip
         app.run()
     finally:
         store.close()
