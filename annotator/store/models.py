@@ -40,6 +40,7 @@ SPLIT_NAMES = ("train", "val", "test")
 KINDS = ("label", "box")
 SOURCES = ("human", "model")
 REVIEWS = ("pending", "accepted", "rejected")
+VOTE = "vote"  # a label in one annotator's own layer of an overlap image: counts via consensus
 ACTIONS = ("create", "edit", "delete", "review", "status", "split")
 GROUP_KINDS = ("do", "undo", "redo")
 RESOLUTIONS = ("edited", "confirmed", "superseded")  # how a suspect flag was cleared
@@ -226,7 +227,11 @@ class Annotation(Base):
         ),
         CheckConstraint(_in("kind", KINDS), name="kind"),
         CheckConstraint(_in("source", SOURCES), name="source"),
-        CheckConstraint(_in("review", REVIEWS), name="review"),
+        CheckConstraint(_in("review", (*REVIEWS, VOTE)), name="review"),
+        CheckConstraint(
+            f"(review = '{VOTE}' AND layer IS NOT NULL) OR (review <> '{VOTE}' AND layer IS NULL)",
+            name="layer",
+        ),
         CheckConstraint("score IS NULL OR (score >= 0 AND score <= 1)", name="score"),
         CheckConstraint(
             "(kind = 'label' AND x IS NULL AND y IS NULL AND w IS NULL AND h IS NULL)"
@@ -267,6 +272,7 @@ class Annotation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     revision: Mapped[int] = mapped_column(Integer, default=1)
+    layer: Mapped[str | None] = mapped_column(String(100))  # whose vote (overlap); NULL: shared
 
 
 class HistoryEvent(Base):
@@ -410,3 +416,54 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(100))
     claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class OverlapImage(Base):
+    """An image to be labelled independently by `annotators` people (`annotator overlap`):
+    each one's labels are votes in their own layer until consensus writes the shared layer."""
+
+    __tablename__ = "overlap_images"
+    __table_args__ = (
+        CheckConstraint("annotators >= 2", name="annotators"),
+        Index("ix_overlap_images_dataset", "dataset_id", "image_id"),
+    )
+
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    annotators: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int | None] = mapped_column(Integer)
+    marked_by: Mapped[str] = mapped_column(String(100))
+    marked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OverlapDone(Base):
+    """That `annotator` has finished their layer of an overlap image (a label given, or the
+    image marked done as it is: an empty vote). They are not served it again."""
+
+    __tablename__ = "overlap_done"
+
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("overlap_images.image_id", ondelete="CASCADE"), primary_key=True
+    )
+    annotator: Mapped[str] = mapped_column(String(100), primary_key=True)
+    done_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ImageTime(Base):
+    """Seconds a person spent on an image in the labelling app (shown until they moved on),
+    recorded when they changed something there: the per-annotator figures read it."""
+
+    __tablename__ = "image_times"
+    __table_args__ = (
+        CheckConstraint("seconds >= 0", name="seconds"),
+        Index("ix_image_times_dataset_author", "dataset_id", "author"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    author: Mapped[str] = mapped_column(String(100))
+    seconds: Mapped[float] = mapped_column(Float)
+    shown_at: Mapped[datetime] = mapped_column(default=utcnow)
