@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -56,6 +57,40 @@ def retry_busy(step: Callable[[], T], what: str, tries: int | None = None) -> T:
                 raise busy_error(what, tries) from exc
         time.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class WriteLocks:
+    """The SQLite connections whose write transactions each thread has open. A thread that
+    starts a second one on the same file while the first is open would wait for itself until
+    the busy timeout ran out, three times: it is refused at once instead (a program error:
+    a helper opened a session of its own inside another's; it should take the session, or
+    read with `readonly=True`)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def check(self, database: str | None) -> None:
+        held: list[tuple[str | None, sqlite3.Connection]] = getattr(self._local, "held", [])
+        self._local.held = held = [(db, conn) for db, conn in held if _writing(conn)]
+        if database not in (None, "", ":memory:") and any(db == database for db, _ in held):
+            raise RuntimeError(
+                f"this thread already writes to {database} in another session: a second write "
+                "transaction would wait for the first forever (open it with readonly=True, or "
+                "pass the open session)"
+            )
+
+    def opened(self, database: str | None, conn: sqlite3.Connection) -> None:
+        self._local.held.append((database, conn))
+
+
+WRITE_LOCKS = WriteLocks()
+
+
+def _writing(conn: sqlite3.Connection) -> bool:
+    try:
+        return conn.in_transaction
+    except sqlite3.ProgrammingError:  # closed since (its engine was disposed)
+        return False
 
 
 def busy_error(what: str, tries: int = 1) -> DatabaseBusyError:

@@ -33,7 +33,7 @@ from annotator.errors import (
     SchemaOutdatedError,
     StorageError,
 )
-from annotator.store.busy import busy_error, is_busy, retry_busy
+from annotator.store.busy import WRITE_LOCKS, busy_error, is_busy, retry_busy
 
 DEFAULT_DB = "annotator.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -181,8 +181,10 @@ def _begin_immediate_writes(engine: Engine) -> None:
     def _begin(conn: Connection) -> None:
         if conn.get_execution_options().get(READONLY, False):
             conn.exec_driver_sql("BEGIN")
-        else:
-            retry_busy(lambda: conn.exec_driver_sql("BEGIN IMMEDIATE"), "waiting to write")
+            return
+        WRITE_LOCKS.check(engine.url.database)
+        retry_busy(lambda: conn.exec_driver_sql("BEGIN IMMEDIATE"), "waiting to write")
+        WRITE_LOCKS.opened(engine.url.database, conn.connection.dbapi_connection)  # type: ignore[arg-type]
 
 
 def migrations_dir() -> Path:

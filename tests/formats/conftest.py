@@ -80,7 +80,7 @@ def image_rows(store: Store, name: str) -> dict[str, Any]:
     from annotator.store.datasets import get_dataset
     from annotator.store.models import Image
 
-    with store.session() as s:
+    with store.session(readonly=True) as s:  # callers may hold a write session meanwhile
         ds = get_dataset(s, name)
         return {Path(i.path).name: i for i in s.scalars(select(Image).where(
             Image.dataset_id == ds.id))}  # fmt: skip

@@ -101,6 +101,21 @@ def test_a_reading_phase_takes_no_lock_and_the_next_write_does(store: Store, db_
         assert get_dataset(s, "pets").root == "/data/pets"
 
 
+def test_a_second_write_session_in_one_thread_is_refused_at_once(store: Store) -> None:
+    """It would wait for the first (which waits for it) until every try ran out."""
+    with store.session() as s:
+        create_dataset(s, "pets", "detection", ["cat"])
+        get_dataset(s, "pets")  # holds the write lock
+        with pytest.raises(RuntimeError, match="already writes to"), store.session() as inner:
+            get_dataset(inner, "pets")
+        with store.session(readonly=True) as inner:  # reading beside it is fine
+            assert get_dataset(inner, "pets").name == "pets"
+        s.commit()
+    with store.session() as s:  # once the first is over, writing works again
+        get_dataset(s, "pets").root = "/data"
+        s.commit()
+
+
 def test_a_read_only_session_refuses_to_write(store: Store) -> None:
     with store.session() as s:
         create_dataset(s, "pets", "detection", ["cat"])
