@@ -74,6 +74,9 @@ def push(ctx: Context, name: str, full: bool, fo_dataset: str | None, threshold:
 @pass_ctx
 def open_(ctx: Context, name: str, port: int, address: str, fo_dataset: str | None) -> None:
     """Push dataset NAME, then serve the FiftyOne App on it until Ctrl-C."""
+    import atexit
+    import gc
+
     from annotator.review.backend import require_fiftyone
 
     require_fiftyone()
@@ -81,13 +84,16 @@ def open_(ctx: Context, name: str, port: int, address: str, fo_dataset: str | No
 
     app.check_port(address, port)
     report = _push(ctx, name, fo_dataset, False, 0.5)
-    session = app.serve(report.fo_dataset, port=port, address=address)
-    click.echo(f"App: {app.app_url(report.fo_dataset, port, address)}")
-    click.echo(f"from another machine: {app.ssh_hint(port)}  (then open the URL there)")
-    if not app.is_loopback(address):
-        err(f"warning: the App is reachable by anyone who can reach {address}:{port}")
-    click.echo(f"Ctrl-C stops it; then: annotator review pull {name}")
-    app.wait(session)
+    with app.stopping():  # Ctrl-C or SIGTERM, whenever it comes, stops the App at once
+        session = app.serve(report.fo_dataset, port=port, address=address)
+        click.echo(f"App: {app.app_url(report.fo_dataset, port, address)}")
+        click.echo(f"from another machine: {app.ssh_hint(port)}  (then open the URL there)")
+        if not app.is_loopback(address):
+            err(f"warning: the App is reachable by anyone who can reach {address}:{port}")
+        click.echo(f"Ctrl-C stops it; then: annotator review pull {name}")
+        app.wait(session)
+    # the process ends next: its exit need not sweep FiftyOne's objects (seconds on a busy box)
+    atexit.register(gc.freeze)
 
 
 @review.command()

@@ -1,13 +1,18 @@
 """The FiftyOne side of the mirror: importing FiftyOne lazily (a missing install becomes a
 MissingDependencyError that says how to install the extra), the mirror's names, field layout and
-schema, and opening or creating the persistent FiftyOne dataset that mirrors a store dataset.
-Holds no store logic beyond the dataset's name, task and classes."""
+schema, and opening or creating the persistent FiftyOne dataset that mirrors a store dataset;
+FiftyOne's services as this process sees them (its own mongod's deprecation notice kept out of
+the user's way, its App server and database service stopped on request). Holds no store logic
+beyond the dataset's name, task and classes."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,6 +20,9 @@ from annotator.errors import ConflictError, MissingDependencyError
 from annotator.store.models import Dataset
 
 INSTALL_HINT = "pip install 'annotator[review]'"
+DATABASE_LOGGER = "fiftyone.core.odm.database"
+BUNDLED_NOTICE = "You are running the oldest supported major version of MongoDB"
+SERVICE_FLAG = "--51-service"  # FiftyOne's service wrapper: main.py --51-service NAME ...
 PREFIX = "annotator-"
 GROUND_TRUTH, PRELABELS, REJECTED = "ground_truth", "prelabels", "rejected"
 LABEL_FIELDS = (GROUND_TRUTH, PRELABELS, REJECTED)
@@ -59,7 +67,139 @@ def require_fiftyone() -> Any:
         raise MissingDependencyError(
             f"reviewing in FiftyOne needs the review extra: {INSTALL_HINT} ({exc})"
         ) from exc
+    if fiftyone.config.database_uri is None:
+        trust_bundled_database()
     return fiftyone
+
+
+class _BundledNotice(logging.Filter):
+    """Drops FiftyOne's "oldest supported major version" notice, printed on every connection
+    to the MongoDB that FiftyOne ships itself; every other record passes (a version mismatch,
+    a failed compatibility upgrade, a connection error)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(BUNDLED_NOTICE)
+
+
+def trust_bundled_database() -> None:
+    """Silence the deprecation notice about FiftyOne's bundled mongod (a version it ships, so
+    nothing the user can act on). Only that notice: turning `database_validation` off would
+    also skip the compatibility-version upgrade FiftyOne makes after a mongod upgrade."""
+    logger = logging.getLogger(DATABASE_LOGGER)
+    if not any(isinstance(f, _BundledNotice) for f in logger.filters):
+        logger.addFilter(_BundledNotice())
+
+
+def stop_app_servers(grace: float) -> None:
+    """End the App servers this process started, quietly and at once. Each one's service
+    wrapper is told its parent is done (as FiftyOne does at exit: it then stops the server
+    without reporting an error); the server gets SIGTERM too, and SIGKILL after `grace`
+    seconds, instead of the web server's own grace period of several seconds."""
+    import psutil
+
+    sessions = sys.modules.get("fiftyone.core.session.session")
+    known = {s.child.pid: s.child for s in getattr(sessions, "_server_services", {}).values()
+             if getattr(s, "child", None) is not None}  # fmt: skip
+    for wrapper in _service_wrappers(psutil.Process(), "server"):
+        inner = wrapper.children(recursive=True)
+        if wrapper.pid in known:
+            with contextlib.suppress(OSError, ValueError):
+                known[wrapper.pid].stdin.close()
+        else:  # caught while starting: it would report the server's end as a failure
+            _signal([wrapper], "terminate")
+        _signal(reversed(inner), "terminate")  # the deepest first
+        _signal(_still_running(inner, grace), "kill")
+        _end_wrapper(wrapper, inner, grace)
+
+
+def _service_wrappers(parent: Any, name: str) -> list[Any]:
+    """The child processes of `parent` that are FiftyOne's wrapper of service `name`."""
+    import psutil
+
+    found = []
+    for child in parent.children():
+        with contextlib.suppress(psutil.Error):
+            args = child.cmdline()
+            if SERVICE_FLAG in args[:-1] and args[args.index(SERVICE_FLAG) + 1] == name:
+                found.append(child)
+    return found
+
+
+def _still_running(procs: list[Any], timeout: float, reaped: bool = False) -> list[Any]:
+    """Wait up to `timeout` seconds for processes to end; returns those still running. A
+    zombie has ended, unless `reaped`: then it counts until its parent has collected it."""
+    import psutil
+
+    def running() -> list[Any]:
+        alive = []
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                if proc.is_running() and (reaped or proc.status() != psutil.STATUS_ZOMBIE):
+                    alive.append(proc)
+        return alive
+
+    deadline = time.monotonic() + timeout
+    while (alive := running()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return alive
+
+
+def _end_wrapper(wrapper: Any, inner: list[Any], timeout: float) -> None:
+    """Once its processes are collected, a service wrapper has only its own exit left (seconds
+    of tearing FiftyOne down on a busy machine): it is ended and collected here. A wrapper
+    whose processes still run within `timeout` is left alone (another FiftyOne uses them)."""
+    import psutil
+
+    if _still_running(inner, timeout, reaped=True):
+        return
+    _signal([wrapper], "terminate")
+    with contextlib.suppress(psutil.Error):
+        wrapper.wait(timeout)
+
+
+def _signal(procs: Iterable[Any], how: str) -> None:
+    import psutil
+
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            getattr(proc, how)()
+
+
+def close_session_client() -> None:
+    """Stop the App session's event listener, so that it neither reconnects to a stopped
+    server nor says it will (FiftyOne closes it only after its server has exited)."""
+    sessions = sys.modules.get("fiftyone.core.session.session")
+    client = getattr(getattr(sessions, "_session", None), "_client", None)
+    if client is not None and client.is_open:
+        client.close()
+
+
+def leave_database() -> tuple[Any, list[Any]] | None:
+    """Let go of the database service FiftyOne started from this process (its own mongod, used
+    when no `database_uri` is configured): disconnect and tell the service this process is
+    done; it shuts mongod down once no other FiftyOne process uses it (mongod is never killed).
+    Returns the service's wrapper process and its processes, if this process started one."""
+    import psutil
+
+    database = sys.modules.get("fiftyone.core.odm.database")
+    service = getattr(database, "_db_service", None)
+    child = getattr(service, "child", None)
+    if database is None or service is None or child is None or getattr(service, "attached", True):
+        return None
+    try:
+        inner = child.children(recursive=True)
+    except psutil.Error:
+        inner = []
+    database._disconnect()
+    service.stop()
+    return child, inner
+
+
+def finish_database(left: tuple[Any, list[Any]] | None, timeout: float) -> None:
+    """Wait up to `timeout` seconds for the database service left by `leave_database` to stop
+    its mongod, then end the wrapper's own slow exit; one still serving others stays."""
+    if left is not None:
+        _end_wrapper(*left, max(timeout, 0))
 
 
 @contextmanager
