@@ -78,7 +78,7 @@ def write_digits(folder: Path) -> dict[str, str]:
 
 def set_up(args: argparse.Namespace, tmp: Path) -> Digits:
     from annotator.learn.embed import EmbedOptions, embed
-    from annotator.store.datasets import create_dataset
+    from annotator.store.datasets import create_dataset, get_dataset, list_datasets
     from annotator.store.db import open_store
     from annotator.store.images import add_images
 
@@ -87,8 +87,10 @@ def set_up(args: argparse.Namespace, tmp: Path) -> Digits:
     digits = Digits(folder, truth, open_store(f"sqlite:///{tmp / 'learn.db'}"),
                     mobilenet_weights(), args)  # fmt: skip
     with digits.store.session() as s:
-        ds = create_dataset(s, "digits", "classification", [str(d) for d in range(10)], folder)
-        add_images(s, ds, [folder])
+        if not any(d.name == "digits" for d in list_datasets(s)):
+            ds = create_dataset(s, "digits", "classification", [str(d) for d in range(10)], folder)
+            add_images(s, ds, [folder])
+        ds = get_dataset(s, "digits")
         options = EmbedOptions(MODEL, digits.weights, args.batch_size, "cpu", workers=args.workers)
         digits.embed_report = embed(s, ds, options, progress=print_progress)
     print(f"set-up: {len(truth)} digit PNGs embedded with {MODEL} in "
@@ -109,7 +111,7 @@ def bench_train(digits: Digits) -> None:
     """Proposal accuracy with k accepted labels per class, several random draws each."""
     results: dict[int, list[tuple[float, float]]] = {k: [] for k in PER_CLASS}
     for seed in range(digits.args.seeds):
-        name = clone_dataset(digits, f"digits_{seed}")
+        name = clone_dataset(digits, f"digits_{seed}_{time.time_ns()}")
         order = draw_order(digits.truth, seed)
         labelled: set[str] = set()
         for k in PER_CLASS:
@@ -226,6 +228,9 @@ def bench_embed(digits: Digits) -> None:
                                              for b in batches[1:]]))  # fmt: skip
     bare, ours = images / min(bare_times), images / min(ours_times)
     e2e = digits.embed_report.images_per_second
+    if not e2e:
+        print("  (vectors reused from --workdir: no end-to-end embed rate this time)")
+        return
     print(f"embed: {images} pre-decoded images, batches of {digits.args.batch_size}, "
           f"{torch.get_num_threads()} torch threads, best of {digits.args.repeat}")  # fmt: skip
     print(f"  bare forward {bare:.1f} images/s, embed_batch {ours:.1f} images/s: ratio "
@@ -277,16 +282,26 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=6, help="embed: timed batches")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None, help="decoding processes")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep the PNGs and the store here; a later run reuses the vectors")  # fmt: skip
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in SECTIONS]
     if unknown:
         parser.error(f"--only: unknown sections {', '.join(unknown)}")
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        run(args, chosen, args.workdir)
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        digits = set_up(args, Path(tmp))
-        for name in chosen:
-            SECTIONS[name](digits)
-        digits.store.close()
+        run(args, chosen, Path(tmp))
+
+
+def run(args: argparse.Namespace, chosen: list[str], folder: Path) -> None:
+    digits = set_up(args, folder)
+    for name in chosen:
+        SECTIONS[name](digits)
+    digits.store.close()
 
 
 if __name__ == "__main__":
