@@ -15,7 +15,7 @@ from annotator.store.models import Annotation, HistoryEvent, Image
 
 ANNOTATION_FIELDS = (
     "id", "dataset_id", "task", "image_id", "class_id", "kind", "x", "y", "w", "h", "iscrowd",
-    "source", "run_id", "score", "review", "note", "author", "revision",
+    "source", "run_id", "score", "review", "note", "author", "revision", "layer",
 )  # fmt: skip
 
 

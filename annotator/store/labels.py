@@ -1,7 +1,9 @@
 """Use cases that change labels one action at a time (the TUI, review pull and the CLI call
 these): assign, toggle, add/move/delete boxes, review prelabels, set an image's status. Each call
 is one transaction and one history group, bumps the image's revision, and refuses an edit made
-against a stale revision (`expected_revision`) with a ConflictError."""
+against a stale revision (`expected_revision`) with a ConflictError. On an overlap image not
+every annotator has finished, a person's new labels are votes in their own layer
+(`annotator.store.overlap`): they leave the image's status and revision alone."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from annotator.annotation import Box
 from annotator.errors import ConflictError, InvalidInputError, NotFoundError
+from annotator.store import overlap
 from annotator.store.history import Group, image_state, snapshot
-from annotator.store.models import REVIEWS, STATUSES, Annotation, Dataset, Image, LabelClass
+from annotator.store.models import REVIEWS, STATUSES, VOTE, Annotation, Dataset, Image, LabelClass
 
 ACTIVE_REVIEWS = ("accepted",)  # human labels are stored as accepted
 
@@ -63,17 +66,26 @@ def refresh_status(session: Session, image: Image, group: Group) -> None:
         image.flag = None  # a person labelled it: the import's refusal is answered
 
 
-def finish(session: Session, image: Image, group: Group) -> None:
-    """End a one-image action: status refreshed, revision bumped, history written, committed."""
+def finish(session: Session, image: Image, group: Group, shared: bool = True) -> None:
+    """End a one-image action: status refreshed, revision bumped (not for a change of votes
+    only, `shared` false: others labelling the same overlap image are not refused for it),
+    history written, committed."""
     refresh_status(session, image, group)
-    image.revision += 1
+    if shared:
+        image.revision += 1
     group.flush(session)
     session.commit()
 
 
+def _in_layer(ann: Annotation, layer: str | None) -> bool:
+    """A person's own label in `layer`: their vote there, or an accepted shared label."""
+    return ann.layer == layer and ann.review == (VOTE if layer else "accepted")
+
+
 def _new_annotation(
-    session: Session, image: Image, cls: LabelClass, box: Box | None, author: str
-) -> Annotation:
+    session: Session, image: Image, cls: LabelClass, box: Box | None, author: str,
+    layer: str | None = None,
+) -> Annotation:  # fmt: skip
     ds = session.get(Dataset, image.dataset_id)
     assert ds is not None
     if box is not None:
@@ -83,10 +95,12 @@ def _new_annotation(
     ann = Annotation(
         dataset_id=image.dataset_id, task=ds.task, image_id=image.id, class_id=cls.id,
         kind="box" if box else "label", x=box.x if box else None, y=box.y if box else None,
-        w=box.w if box else None, h=box.h if box else None, source="human", review="accepted",
-        author=author, revision=1,
+        w=box.w if box else None, h=box.h if box else None, source="human",
+        review=VOTE if layer else "accepted", layer=layer, author=author, revision=1,
     )  # fmt: skip
     session.add(ann)
+    if layer is not None:
+        overlap.mark_done(session, image.id, layer)
     session.flush()
     return ann
 
@@ -109,16 +123,17 @@ def assign_class(
     image = load_image(session, image_id, expected_revision)
     cls = _class(session, image, class_id)
     group = Group(author)
+    layer = overlap.layer_for(session, image.id, author)
     for ann in image_annotations(session, image.id):
-        if ann.kind == "label" and ann.review == "accepted":
+        if ann.kind == "label" and _in_layer(ann, layer):
             if ann.class_id == cls.id:
                 session.rollback()
                 return ann
             remove(session, group, ann)
-    ann = _new_annotation(session, image, cls, None, author)
+    ann = _new_annotation(session, image, cls, None, author, layer)
     group.add(image.dataset_id, "create", image_id=image.id, annotation_id=ann.id,
               after=snapshot(ann))  # fmt: skip
-    finish(session, image, group)
+    finish(session, image, group, shared=layer is None)
     return ann
 
 
@@ -130,19 +145,20 @@ def toggle_class(
     image = load_image(session, image_id, expected_revision)
     cls = _class(session, image, class_id)
     group = Group(author)
+    layer = overlap.layer_for(session, image.id, author)
     existing = [
         a for a in image_annotations(session, image.id)
-        if a.kind == "label" and a.class_id == cls.id and a.review == "accepted"
+        if a.kind == "label" and a.class_id == cls.id and _in_layer(a, layer)
     ]  # fmt: skip
     created: Annotation | None = None
     if existing:
         for ann in existing:
             remove(session, group, ann)
     else:
-        created = _new_annotation(session, image, cls, None, author)
+        created = _new_annotation(session, image, cls, None, author, layer)
         group.add(image.dataset_id, "create", image_id=image.id, annotation_id=created.id,
                   after=snapshot(created))  # fmt: skip
-    finish(session, image, group)
+    finish(session, image, group, shared=layer is None)
     return created
 
 
@@ -151,11 +167,12 @@ def add_box(
     expected_revision: int | None = None,
 ) -> Annotation:  # fmt: skip
     image = load_image(session, image_id, expected_revision)
-    ann = _new_annotation(session, image, _class(session, image, class_id), box, author)
+    layer = overlap.layer_for(session, image.id, author)
+    ann = _new_annotation(session, image, _class(session, image, class_id), box, author, layer)
     group = Group(author)
     group.add(image.dataset_id, "create", image_id=image.id, annotation_id=ann.id,
               after=snapshot(ann))  # fmt: skip
-    finish(session, image, group)
+    finish(session, image, group, shared=layer is None)
     return ann
 
 
@@ -198,7 +215,7 @@ def edit_annotation(
     group = Group(author)
     group.add(image.dataset_id, "edit", image_id=image.id, annotation_id=ann.id, before=before,
               after=snapshot(ann))  # fmt: skip
-    finish(session, image, group)
+    finish(session, image, group, shared=ann.layer is None)
     return ann
 
 
@@ -208,8 +225,9 @@ def delete_annotation(
     ann = load_annotation(session, ann_id)
     image = load_image(session, ann.image_id, expected_revision)
     group = Group(author)
+    shared = ann.layer is None
     remove(session, group, ann)
-    finish(session, image, group)
+    finish(session, image, group, shared=shared)
 
 
 def review_annotations(
@@ -246,6 +264,8 @@ def set_status(
     if status not in STATUSES:
         raise InvalidInputError(f"unknown status {status!r}: choose one of {', '.join(STATUSES)}")
     image = load_image(session, image_id, expected_revision)
+    if overlap.layer_for(session, image.id, author) is not None:
+        return _status_in_layer(session, image, status, author)
     if image.status != status:
         group = Group(author)
         before = image_state(image)
@@ -256,5 +276,15 @@ def set_status(
         group.flush(session)
     if status in ("labeled", "reviewed"):
         image.flag = None  # a person looked at it: the import's refusal is answered
+    session.commit()
+    return image
+
+
+def _status_in_layer(session: Session, image: Image, status: str, author: str) -> Image:
+    """A person labelling an overlap image in their own layer: marking it done (labeled or
+    reviewed) finishes their layer as it is (an empty vote when they gave no label); skipping
+    leaves the shared image as it is. Commits."""
+    if status in ("labeled", "reviewed"):
+        overlap.mark_done(session, image.id, author)
     session.commit()
     return image

@@ -18,9 +18,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, select, true, update
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
+from annotator.store import overlap
 from annotator.store.models import HistoryEvent, Image, Lease, RunImage, utcnow
 
 LABEL_SCOPE = "label"
@@ -35,13 +36,18 @@ def run_scope(run_id: int) -> str:
 
 
 def held_by_others(scope: str, holder: str, now: datetime) -> ColumnElement[bool]:
-    """True for an image someone else holds an unexpired lease on (to filter a queue)."""
-    return exists().where(
+    """True for an image someone else holds an unexpired lease on (to filter a queue). In the
+    labelling scope an overlap image takes k people: true when it has no seat left for
+    `holder` (k others hold it or are done with it, or `holder` is done with it)."""
+    held = exists().where(
         Lease.image_id == Image.id,
         Lease.scope == scope,
         Lease.holder != holder,
         Lease.expires_at > now,
     )
+    if scope != LABEL_SCOPE:
+        return held
+    return or_(and_(held, ~overlap.is_overlap()), overlap.no_seat(scope, holder, now))
 
 
 def _postgres(session: Session) -> bool:
@@ -65,6 +71,8 @@ def _free(session: Session, ids: Sequence[int], scope: str, holder: str) -> list
         Lease.expires_at > now,
     )  # fmt: skip
     busy = set(session.scalars(taken))
+    if scope == LABEL_SCOPE:  # an overlap image takes up to k holders
+        busy = overlap.busy_overlap(session, ids, busy, scope, holder, now)
     return [i for i in ids if i not in busy]
 
 

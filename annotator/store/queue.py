@@ -20,7 +20,8 @@ from annotator.errors import InvalidInputError, NotFoundError
 from annotator.store.datasets import get_dataset
 from annotator.store.images import resolve_path
 from annotator.store.leases import LABEL_SCOPE, held_by_others
-from annotator.store.models import Annotation, Dataset, Image, LabelClass, ModelRun, utcnow
+from annotator.store.models import VOTE, Annotation, Dataset, Image, LabelClass, ModelRun, utcnow
+from annotator.store.overlap import visible
 
 FILTERS = ("unlabeled", "review", "flagged", "class", "all")
 ORDERS = ("path", "added", "uncertainty")
@@ -133,7 +134,7 @@ def _filter(dataset_id: int, spec: QueueSpec, walking: bool = False) -> ColumnEl
         has = exists().where(
             Annotation.image_id == Image.id,
             Annotation.class_id == spec.class_id,
-            Annotation.review != "rejected",
+            Annotation.review.not_in(("rejected", VOTE)),
         )
         return and_(base, has)
     return base
@@ -294,8 +295,9 @@ def _info(ds: Dataset) -> DatasetInfo:
     return DatasetInfo(ds.id, ds.name, ds.task, ds.root, classes)
 
 
-def load_view(session: Session, image_id: int) -> ImageView:
-    """The image and its labels (boxes in displayed pixels), in creation order."""
+def load_view(session: Session, image_id: int, viewer: str | None = None) -> ImageView:
+    """The image and its labels (boxes in displayed pixels), in creation order. On an overlap
+    image not every annotator has finished, only the shared layer and `viewer`'s own votes."""
     row = _image(session, image_id)
     ds = session.get(Dataset, row.dataset_id)
     assert ds is not None
@@ -303,7 +305,7 @@ def load_view(session: Session, image_id: int) -> ImageView:
         select(Annotation, LabelClass.name, ModelRun.model)
         .join(LabelClass, LabelClass.id == Annotation.class_id)
         .outerjoin(ModelRun, ModelRun.id == Annotation.run_id)
-        .where(Annotation.image_id == image_id)
+        .where(Annotation.image_id == image_id, visible(session, image_id, viewer))
         .order_by(Annotation.id)
     )
     labels = tuple(_label(ann, name, model) for ann, name, model in session.execute(stmt))
