@@ -21,7 +21,7 @@ from annotator.store.models import Dataset, DuplicateMember, Image, utcnow
 if TYPE_CHECKING:
     import numpy as np
 
-HASH_DECODE_SIZE = (128, 128)  # JPEGs decode at a reduced scale: pHash looks at 32x32 only
+HASH_DECODE_SIZE = (64, 64)  # JPEGs decode at a reduced scale: pHash looks at 32x32 only
 SIGN = 1 << 63
 
 
@@ -40,7 +40,7 @@ def phash_of(img: Any) -> int | None:
     from PIL import ImageOps
 
     if img.format == "JPEG":
-        img.draft("RGB", HASH_DECODE_SIZE)
+        img.draft("L", HASH_DECODE_SIZE)  # greyscale, 1/2 to 1/8 scale: what pHash uses
     upright = ImageOps.exif_transpose(img)
     bits = imagehash.phash(upright).hash.flatten()
     return to_signed(int("".join("1" if b else "0" for b in bits), 2))
