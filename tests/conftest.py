@@ -1,5 +1,7 @@
 """Shared fixtures: a temporary database per test, synthetic images, a CLI runner. The user's own
-databases, config and FiftyOne datasets are kept out through the environment."""
+databases, config and FiftyOne datasets are kept out through the environment. Under `CI=true`
+a skipped test fails (tests/strict_skips.py): a missing PostgreSQL or chromium is reported,
+never hidden."""
 
 from __future__ import annotations
 
@@ -13,6 +15,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.strict_skips import (  # noqa: F401  (hooks: pytest finds them by name)
+    pytest_make_collect_report,
+    pytest_report_header,
+    pytest_runtest_makereport,
+)
 
 _FO_DIR = tempfile.mkdtemp(prefix="annotator-fo-")
 os.environ.setdefault("FIFTYONE_DATABASE_DIR", _FO_DIR)
