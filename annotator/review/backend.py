@@ -109,7 +109,7 @@ def stop_app_servers(grace: float) -> None:
             _signal([wrapper], "terminate")
         _signal(reversed(inner), "terminate")  # the deepest first
         _signal(_still_running(inner, grace), "kill")
-        _end_wrapper(wrapper, inner, grace)
+        _end_wrapper(wrapper, inner, grace, anyway=True)
 
 
 def _service_wrappers(parent: Any, name: str) -> list[Any]:
@@ -144,17 +144,18 @@ def _still_running(procs: list[Any], timeout: float, reaped: bool = False) -> li
     return alive
 
 
-def _end_wrapper(wrapper: Any, inner: list[Any], timeout: float) -> None:
+def _end_wrapper(wrapper: Any, inner: list[Any], timeout: float, anyway: bool = False) -> None:
     """Once its processes are collected, a service wrapper has only its own exit left (seconds
     of tearing FiftyOne down on a busy machine): it is ended and collected here. A wrapper
-    whose processes still run within `timeout` is left alone (another FiftyOne uses them)."""
+    whose processes still run after `timeout` is left alone (another FiftyOne uses them),
+    unless `anyway` (they were killed: it only has not collected them yet)."""
     import psutil
 
-    if _still_running(inner, timeout, reaped=True):
+    if _still_running(inner, timeout, reaped=True) and not anyway:
         return
     _signal([wrapper], "terminate")
     with contextlib.suppress(psutil.Error):
-        wrapper.wait(timeout)
+        wrapper.wait(max(timeout, 1.0))
 
 
 def _signal(procs: Iterable[Any], how: str) -> None:
