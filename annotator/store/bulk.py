@@ -14,28 +14,27 @@ from __future__ import annotations
 
 import gc
 import os
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import DateTime, Table, and_, bindparam, insert, select
+from sqlalchemy import DateTime, and_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from annotator.annotation import Box, Label, Sample
+from annotator.store.bulk_sql import HISTORY_COLUMNS as HISTORY_COLUMNS  # for the store's writers
+from annotator.store.bulk_sql import constants, executemany, insert_labels
 from annotator.store.datasets import current_user
 from annotator.store.dupes import marked_duplicates
-from annotator.store.history import ANNOTATION_FIELDS
 from annotator.store.imagefile import BadImage, ImageInfo, probe
 from annotator.store.images import stored_path
-from annotator.store.models import Annotation, Dataset, HistoryEvent, Image, ModelRun, utcnow
+from annotator.store.models import Annotation, Dataset, Image, ModelRun, utcnow
 
 BATCH = 2000
 ProgressFn = Callable[[int, int], None]
@@ -76,6 +75,7 @@ class Incoming:
     label_file: str | None = None
     label_where: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    key: int = -1  # its position in a streamed source (whose labels arrive batch by batch)
 
     def refuse(self, problems: list[Problem], file: str, where: str, reason: str) -> None:
         """Record a refused label of this image: a problem for the report, a reason for the
@@ -141,10 +141,12 @@ def import_samples(
     workers: int = 2,
     batch: int | None = None,
     report: BulkReport | None = None,
+    prepare: Callable[[Sequence[Incoming]], None] | None = None,
 ) -> BulkReport:
     """Import `items` into `ds` (whose classes must include every label's class name);
-    commits after each batch of `batch` (default BATCH) images. Counts go to `report` (a new
-    one by default), which is returned."""
+    commits after each batch of `batch` (default BATCH) images. `prepare` is given each batch
+    before its labels are read (a streamed source attaches them then). Counts go to `report`
+    (a new one by default), which is returned."""
     writer = _Writer(session, ds)
     report = report if report is not None else BulkReport()
     batch = batch or BATCH
@@ -153,6 +155,8 @@ def import_samples(
         progress(0, len(items))
     with gc_paused():
         for chunk, infos in _probed(items, workers, batch):
+            if prepare is not None:
+                prepare(chunk)
             rows = [_accept(writer, it, inf, report) for it, inf in zip(chunk, infos, strict=True)]
             writer.write([r for r in rows if r is not None], report)
             done += len(chunk)
@@ -326,22 +330,20 @@ class _Writer:
         conn = self.session.connection()
         now = now_param(conn)
         image_ids = self._images(conn, rows, now, report)
-        head = (self.ds.id, self.ds.task)
-        tail = ("human", None, None, "accepted", None, self.author, now, now, 1)
         ids = self.class_ids
         anns = [
-            (*head, image_id, ids[lb.class_name], *_geometry(lb.box), bool(lb.iscrowd),
-             _points_json(lb.points), *tail)
+            (image_id, ids[lb.class_name], *_geometry(lb.box), bool(lb.iscrowd),
+             _points_json(lb.points))
             for image_id, (_, _, labels, _) in zip(image_ids, rows, strict=True)
             for lb in labels
         ]  # fmt: skip
-        ann_ids = self._annotations(conn, anns, image_ids)
-        self._history(conn, anns, ann_ids, now)
+        consts = constants(self.ds.id, self.ds.task, self.author, now)
+        insert_labels(conn, consts, anns, self.history_author)
         self.session.commit()
         self.stored.update(info.sha256 for _, info, _, _ in rows)
         report.images += len(rows)
         report.labels += len(anns)
-        report.crowd += sum(1 for a in anns if a[9])
+        report.crowd += sum(1 for a in anns if a[7])
 
     def _images(self, conn: Connection, rows: list[Row], now: Any, report: BulkReport) -> list[int]:
         values = []
@@ -365,36 +367,6 @@ class _Writer:
             ids.update(fetch_all(conn, stmt))
         return [ids[sha] for sha in shas]
 
-    def _annotations(
-        self, conn: Connection, anns: list[tuple[Any, ...]], image_ids: list[int]
-    ) -> list[int]:
-        if not anns:
-            return []
-        executemany(conn, Annotation.__table__, ANN_COLUMNS, anns)  # type: ignore[arg-type]
-        ids: list[int] = []
-        for start in range(0, len(image_ids), 500):
-            stmt = select(Annotation.id).where(
-                Annotation.image_id.in_(image_ids[start : start + 500])
-            )
-            ids.extend(row[0] for row in fetch_all(conn, stmt))
-        return sorted(ids)  # insertion order: ids ascend within the batch's transaction
-
-    def _history(
-        self, conn: Connection, anns: list[tuple[Any, ...]], ids: list[int], now: Any
-    ) -> None:
-        group, author, ds_id = uuid.uuid4().hex, self.history_author, self.ds.id
-        rows = [
-            (ds_id, ann[2], ann_id, "create", _snapshot_json(ann_id, ann), author, now, group, "do")
-            for ann, ann_id in zip(anns, ids, strict=True)
-        ]
-        executemany(conn, HistoryEvent.__table__, HISTORY_COLUMNS, rows)  # type: ignore[arg-type]
-
-
-def _snapshot_json(ann_id: int, row: tuple[Any, ...]) -> str:
-    """`history.snapshot` of a freshly inserted row, as JSON text."""
-    values = (ann_id, *row[:10], *row[11:17], row[19])
-    return orjson.dumps(dict(zip(ANNOTATION_FIELDS, values, strict=True))).decode()
-
 
 def _points_json(points: list[float] | None) -> str | None:
     """A polygon's points as the JSON text the driver takes for `annotations.points`."""
@@ -409,45 +381,6 @@ IMAGE_COLUMNS = (
     "dataset_id", "path", "sha256", "width", "height", "orientation", "size_bytes", "split",
     "status", "flag", "revision", "added_at", "updated_at",
 )  # fmt: skip
-# the table's order (so rows go to the driver as they are); apart from points, the first 16
-# follow ANNOTATION_FIELDS after its id, and revision closes both
-ANN_COLUMNS = (
-    "dataset_id", "task", "image_id", "class_id", "kind", "x", "y", "w", "h", "iscrowd",
-    "points", "source", "run_id", "score", "review", "note", "author", "created_at", "updated_at",
-    "revision",
-)  # fmt: skip
-HISTORY_COLUMNS = (
-    "dataset_id", "image_id", "annotation_id", "action", "after", "author", "created_at",
-    "group_id", "group_kind",
-)  # fmt: skip
-
-
-def executemany(
-    conn: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
-) -> None:
-    """A core INSERT compiled once for this dialect and run through the driver's executemany
-    with plain tuples (no per-row processing: values must already be what the driver takes;
-    JSON columns as text, booleans as bool)."""
-    if not rows:
-        return
-    sql, order = _compiled_insert(conn.dialect, table, columns)
-    params: list[Any] = rows
-    if order is None:
-        params = [dict(zip(columns, row, strict=True)) for row in rows]
-    elif order != list(range(len(columns))):
-        params = [tuple(row[i] for i in order) for row in rows]
-    conn.exec_driver_sql(sql, params)
-
-
-@lru_cache(maxsize=64)
-def _compiled_insert(dialect: Any, table: Table, columns: tuple[str, ...]) -> tuple[str, Any]:
-    """The INSERT's SQL and, for positional paramstyles, which column each placeholder takes."""
-    compiled = (
-        insert(table).values({name: bindparam(name) for name in columns}).compile(dialect=dialect)
-    )
-    if not compiled.positional:
-        return str(compiled), None
-    return str(compiled), [columns.index(name) for name in compiled.positiontup or ()]
 
 
 def fetch_all(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
