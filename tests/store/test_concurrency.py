@@ -290,7 +290,7 @@ def test_editors_an_import_and_a_prelabel_run_share_one_database(tmp_path: Path)
     db = tmp_path / "shared.db"
     _new_store(db, "pets", _images(tmp_path / "pets", 24))
     editors = _editors(db, tmp_path)
-    importer = _cli(db, "import", "coco", str(_coco(tmp_path / "src", 300)), "-d", "imported")
+    importer = _cli(db, "import", "coco", str(_coco(tmp_path / "src", 200)), "-d", "imported")
     prelabel = _cli(db, "prelabel", "pets", "--model", STUB_MODEL, "--batch-size", "2",
                     "--workers", "0", "--device", "cpu")  # fmt: skip
     _finished(importer, "import")
@@ -309,9 +309,9 @@ def test_editors_an_import_and_a_prelabel_run_share_one_database(tmp_path: Path)
             boxes = select(func.count()).select_from(Annotation).where(Annotation.author == author)
             assert seen["added"] >= MIN_EDITS
             assert _count(store, boxes) == seen["added"] - seen["deleted"], author  # none lost
-        assert _count(store, select(func.count()).where(_in("imported"))) == 300
+        assert _count(store, select(func.count()).where(_in("imported"))) == 200
         labelled = select(func.count()).select_from(Annotation).join(Image).where(_in("imported"))
-        assert _count(store, labelled) == 150
+        assert _count(store, labelled) == 100
         runs = select(func.count()).where(ModelRun.finished_at.is_not(None),
                                           ModelRun.image_count == 24)  # fmt: skip
         assert _count(store, runs) == 1
