@@ -131,6 +131,8 @@ class AnnotatorApp(App[None]):
             waited += 0.02
 
     async def action_quit(self) -> None:
+        if self.labelling_screen is not None:
+            self.labelling_screen.leave()  # the seconds spent on the last image
         await self.drain()
         await asyncio.to_thread(self.backend.release)
         self.exit()

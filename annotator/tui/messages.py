@@ -60,6 +60,11 @@ class Refused(Message):
 
 
 @dataclass
+class Timed(Message):
+    """The seconds spent on an image were written (a failure loses that figure only)."""
+
+
+@dataclass
 class Reverted(Message):
     """Undo or redo finished: the images it touched and what to show now."""
 

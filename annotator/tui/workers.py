@@ -17,14 +17,13 @@ from typing import Any
 
 from annotator.annotation import Box
 from annotator.errors import InvalidInputError
-from annotator.store import labelling, labels, leases
+from annotator.store import labelling, labels, leases, pace
 from annotator.store import queue as q
 from annotator.store.datasets import list_datasets
 from annotator.store.db import Store, reading
 from annotator.store.progress import Progress, progress
 from annotator.store.undo import redo, undo
 from annotator.tui.render import Abandoned, Frame, FrameCache, Mode, frame_key, make_frame
-
 
 LEASE_AHEAD = 2  # images leased at a time: the one shown and the next (prefetched) one
 CLAIM_TRIES = 8  # moves retried when another person leases the image found first
@@ -43,6 +42,14 @@ class Change:
     box: Box | None = None
     ann_ids: tuple[int, ...] = ()
     value: str | None = None  # review decision or status
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """The seconds a person spent on an image they changed something on, to record."""
+
+    image_id: int
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +91,7 @@ class Backend:
                 if target is None or self._claim(s, dataset_id, spec, target) or how in JUMPS:
                     break
                 target = _locate(s, dataset_id, spec, how, image_id, arg)
-            return q.load_view(s, target) if target is not None else None
+            return q.load_view(s, target, self.author) if target is not None else None
 
     def _claim(self, s: Any, dataset_id: int, spec: q.QueueSpec, target: int) -> bool:
         """Lease `target` and the images after it in the queue; False if someone else got
@@ -115,7 +122,7 @@ class Backend:
 
     def view(self, image_id: int) -> q.ImageView:
         with self.store.session(readonly=True) as s:
-            return q.load_view(s, image_id)
+            return q.load_view(s, image_id, self.author)
 
     def frame(self, view: q.ImageView, canvas: Canvas, urgent: bool = True,
               cancelled: Callable[[], bool] = bool) -> Frame:  # fmt: skip
@@ -148,7 +155,8 @@ class Backend:
                 if current is None or cancelled():
                     return
                 key = frame_key(current, (canvas.cols, canvas.rows), canvas.mode)
-                view = q.load_view(s, current) if self.frames.get(key) is None else None
+                cached = self.frames.get(key) is not None
+                view = None if cached else q.load_view(s, current, self.author)
             if view is not None:
                 try:
                     self.frame(view, canvas, urgent=False, cancelled=cancelled)
@@ -170,7 +178,7 @@ class Backend:
         with self.store.session() as s:
             _run(s, change, self.author, expected)
             reading(s)  # the change is committed: reading it back waits for no writer
-            view = q.load_view(s, change.image_id)
+            view = q.load_view(s, change.image_id, self.author)
         self._produced(change.image_id, expected, view.revision)
         return view
 
@@ -180,7 +188,7 @@ class Backend:
             touched = (redo if again else undo)(s, dataset_id, self.author)
             reading(s)
             for image_id in touched:
-                rev = q.load_view(s, image_id).revision
+                rev = q.load_view(s, image_id, self.author).revision
                 self._produced(image_id, rev - 1, rev)
         return touched
 
@@ -200,6 +208,17 @@ class Backend:
         with self._lock:
             self._mine.setdefault(image_id, set()).update((before, after))
             self._latest[image_id] = after
+
+    def record_time(self, dataset_id: int, timing: Timing) -> None:
+        """Record the seconds this person spent on an image (per-annotator figures)."""
+        with self.store.session() as s:
+            pace.record_time(s, dataset_id, timing.image_id, self.author, timing.seconds)
+
+    def annotators(self, datasets: list[Progress]) -> dict[str, list[pace.AnnotatorFigures]]:
+        """Per dataset (by name): each person's figures (for the overview screen)."""
+        with self.store.session(readonly=True) as s:
+            return {ds.name: pace.annotator_figures(s, ds.id) for ds in list_datasets(s)
+                    if ds.name in {p.name for p in datasets}}  # fmt: skip
 
     def overview(self) -> list[Progress]:
         """Progress of every dataset in the database (for the overview screen)."""

@@ -9,6 +9,7 @@ Each change commits at once through `annotator.store.*`, citing the revision sho
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -27,13 +28,13 @@ from annotator.errors import AnnotatorError
 from annotator.store.queue import DatasetInfo, ImageView, QueueSpec
 from annotator.tui.bindings import LABEL_KEYS, bindings
 from annotator.tui.draft import Draft
-from annotator.tui.messages import Counted, FrameReady, Refused, Reverted, Saved, Shown
+from annotator.tui.messages import Counted, FrameReady, Refused, Reverted, Saved, Shown, Timed
 from annotator.tui.render import Frame, Mode
 from annotator.tui.screens.editing import EditingMixin, Revert
 from annotator.tui.widgets.canvas import ImageCanvas, Overlay
 from annotator.tui.widgets.classlist import ClassList, LabelList
 from annotator.tui.widgets.statusbar import Status, StatusBar
-from annotator.tui.workers import Backend, Canvas, Change
+from annotator.tui.workers import Backend, Canvas, Change, Timing
 
 RATE_AFTER_H = 1 / 60  # labels per hour is shown once the session is a minute old
 SETTLE_S = 0.04  # background work waits this long after an image is shown (it is drawn by then)
@@ -67,7 +68,9 @@ class LabellingScreen(EditingMixin, Screen[None]):
         self.counts: tuple[int, ...] | None = None
         self.steps = 0  # moves asked for and not shown yet (n pressed quickly)
         self.moves = self.shown_move = 0  # moves started / the one shown
-        self.writes: deque[Change | Revert] = deque()
+        self.writes: deque[Change | Revert | Timing] = deque()
+        self.shown_at = clock()  # when the image on screen was shown
+        self.worked_on: int | None = None  # it, once the person changed something there
         self.writing = False
         self.labels_made = 0
         self.started = clock()
@@ -153,6 +156,8 @@ class LabellingScreen(EditingMixin, Screen[None]):
             self.refresh_panels()
             return
         changed = self.view is None or self.view.id != message.view.id
+        if changed:
+            self.leave()
         self.view, self.frame = message.view, message.frame
         if changed:
             self.selected, self.draft = None, None
@@ -229,8 +234,18 @@ class LabellingScreen(EditingMixin, Screen[None]):
 
     def submit(self, job: Change | Revert) -> None:
         self.app.note_activity()  # type: ignore[attr-defined]
+        if isinstance(job, Change) and self.view is not None and job.image_id == self.view.id:
+            self.worked_on = job.image_id
         self.writes.append(job)
         self.pump()
+
+    def leave(self) -> None:
+        """The person moves on from the image shown: record the seconds spent on it (when they
+        changed something there), on the write worker after the changes before it."""
+        if self.view is not None and self.worked_on == self.view.id:
+            self.writes.append(Timing(self.view.id, self.clock() - self.shown_at))
+            self.pump()
+        self.shown_at, self.worked_on = self.clock(), None
 
     def pump(self) -> None:
         if not self.writing and self.writes:
@@ -238,9 +253,14 @@ class LabellingScreen(EditingMixin, Screen[None]):
             self.write(self.writes.popleft())
 
     @work(thread=True, group="write", exit_on_error=False)
-    def write(self, job: Change | Revert) -> None:
+    def write(self, job: Change | Revert | Timing) -> None:
         if isinstance(job, Revert):
             self.post_message(self.backend_revert(job))
+            return
+        if isinstance(job, Timing):
+            with contextlib.suppress(AnnotatorError):  # a figure lost, never the labels
+                self.backend.record_time(self.info.id, job)
+            self.post_message(Timed())
             return
         try:
             view = self.backend.apply(job)
@@ -266,6 +286,10 @@ class LabellingScreen(EditingMixin, Screen[None]):
     def write_done(self) -> None:
         self.writing = False
         self.pump()
+
+    @on(Timed)
+    def timed(self) -> None:
+        self.write_done()
 
     @on(Saved)
     def saved(self, message: Saved) -> None:

@@ -1,5 +1,6 @@
 """The overview screen (`o`): every dataset with its counts and how much is done, the progress
-of the highlighted one per class and per split, and the queues to start labelling from (enter
+of the highlighted one per class and per split, its annotators' figures (label changes, images,
+labels per hour, median seconds per image), and the queues to start labelling from (enter
 opens the labelling screen on it). Counts are read in a worker; the screen never waits."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from annotator.store.pace import AnnotatorFigures
 from annotator.store.progress import Progress
 
 if TYPE_CHECKING:
@@ -52,6 +54,17 @@ def split_table(p: Progress) -> Table:
     return table
 
 
+def people_table(people: list[AnnotatorFigures]) -> Table:
+    table = Table(title="per annotator", title_justify="left", box=None, padding=(0, 1))
+    for name in ("annotator", "changes", "images", "labels/h", "median s"):
+        table.add_column(name, justify="left" if name == "annotator" else "right")
+    for f in people:
+        median = "-" if f.median_seconds is None else f"{f.median_seconds:.1f}"
+        table.add_row(f.annotator, f"{f.changes:,}", f"{f.images:,}", f"{f.labels_per_hour:.1f}",
+                      median)  # fmt: skip
+    return table
+
+
 def queue_options(p: Progress) -> list[Option]:
     unlabeled = p.status.get("unlabeled", 0)
     options = [
@@ -69,6 +82,7 @@ class OverviewScreen(Screen[None]):
     OverviewScreen DataTable { height: auto; max-height: 12; margin: 0 1; }
     OverviewScreen #detail { height: auto; margin: 1 1; }
     OverviewScreen #detail Static { width: 1fr; }
+    OverviewScreen #people { height: auto; max-height: 10; margin: 0 1 1 1; }
     OverviewScreen OptionList { height: auto; max-height: 16; margin: 0 1; }
     OverviewScreen Label { margin: 0 1; text-style: bold; }
     """
@@ -79,12 +93,14 @@ class OverviewScreen(Screen[None]):
     @dataclass
     class Loaded(Message):
         datasets: list[Progress]
+        people: dict[str, list[AnnotatorFigures]]
 
     def __init__(self, backend: Backend, current: str) -> None:
         super().__init__()
         self.backend = backend
         self.current = current
         self.datasets: list[Progress] = []
+        self.people: dict[str, list[AnnotatorFigures]] = {}
 
     def compose(self) -> ComposeResult:
         yield Label("Datasets")
@@ -92,6 +108,7 @@ class OverviewScreen(Screen[None]):
         with Horizontal(id="detail"):
             yield Static("counting…", id="classes")
             yield Static("", id="splits")
+        yield Static("", id="people")
         yield Label("Start labelling from (enter):")
         yield OptionList(id="queues")
         yield Footer()
@@ -103,11 +120,12 @@ class OverviewScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="overview", exit_on_error=False)
     def load(self) -> None:
-        self.post_message(self.Loaded(self.backend.overview()))
+        datasets = self.backend.overview()
+        self.post_message(self.Loaded(datasets, self.backend.annotators(datasets)))
 
     @on(Loaded)
     def loaded(self, message: Loaded) -> None:
-        self.datasets = message.datasets
+        self.datasets, self.people = message.datasets, message.people
         table = self.query_one(DataTable)
         table.clear()
         for p in self.datasets:
@@ -131,6 +149,7 @@ class OverviewScreen(Screen[None]):
         p = found[0]
         self.query_one("#classes", Static).update(class_table(p))
         self.query_one("#splits", Static).update(split_table(p))
+        self.query_one("#people", Static).update(people_table(self.people.get(p.name, [])))
         queues = self.query_one("#queues", OptionList)
         queues.clear_options()
         queues.add_options(queue_options(p))
