@@ -141,8 +141,22 @@ def shared_run(url: str, folder: Path, workers: int, batch: int, sleep: float) -
         add_images(s, ds, [folder])
     store.close()
     env = {**os.environ, "PYTHONPATH": str(REPO), "BENCH_SLEEP": str(sleep)}
-    cmd = [sys.executable, "-m", "annotator", "--db", url, "prelabel", "team", "--model",
-           "benchmarks.team:sleepy", "--batch-size", str(batch), "--workers", "0", "--worker"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "annotator",
+        "--db",
+        url,
+        "prelabel",
+        "team",
+        "--model",
+        "benchmarks.team:sleepy",
+        "--batch-size",
+        str(batch),
+        "--workers",
+        "0",
+        "--worker",
+    ]
     procs = [subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE) for _ in range(workers)]  # fmt: skip
     for p in procs:

@@ -126,8 +126,11 @@ def _run_import(ctx: Context, fmt: str, source: Path, dataset: str, task: str | 
 )  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty DEST.")
 @click.option("--at", "at", default=None, metavar="TAG", help="Export NAME as snapshot TAG was.")
-@click.option("--allow-leakage", is_flag=True,
-              help="Export even when near-duplicates (annotator dupes) lie in two splits.")
+@click.option(
+    "--allow-leakage",
+    is_flag=True,
+    help="Export even when near-duplicates (annotator dupes) lie in two splits.",
+)
 @click.option(
     "--include-pending", is_flag=True,
     help="Also export predictions not yet reviewed (pending); rejected ones never go out.",

@@ -41,8 +41,9 @@ from annotator.cli.common import Context, err, pass_ctx, print_table, progress_b
               help="Process images a matching earlier run already did.")  # fmt: skip
 @click.option("--workers", type=int, help="Decoding worker processes (default: up to 4).")
 @click.option("--worker", "shared", is_flag=True,
-              help="Share the run with other machines or processes started the same way on "
-                   "the same database: each claims batches of images until none is left.")  # fmt: skip
+              help="Share the run with other machines or processes started the same way "
+                   "on the same database: each claims batches of images until none is "
+                   "left.")  # fmt: skip
 @pass_ctx
 def prelabel(
     ctx: Context, name: str, arch: str, weights: Path | None, threshold: float, batch_size: int,
@@ -122,9 +123,8 @@ def _print_report(report: Any) -> None:
 def runs(ctx: Context, name: str, as_json: bool) -> None:
     """The model runs of dataset NAME: model, weights hash, when, images, predictions."""
     from annotator.store.datasets import get_dataset
+    from annotator.store.leases import holders, remaining
     from annotator.store.predictions import list_runs
-
-    from annotator.store.leases import holders
 
     store = ctx.store(create=False)
     with store.session() as s:
@@ -133,13 +133,21 @@ def runs(ctx: Context, name: str, as_json: bool) -> None:
         for h in holders(s, ds.id, "run:"):
             live.setdefault(h.scope, []).append(f"{h.holder} ({h.images})")
         rows = [_run_row(run, live.get(f"run:{run.id}", [])) for run in list_runs(s, ds)]
+        for row, run in zip(rows, list_runs(s, ds), strict=True):
+            only = bool(run.params.get("only_unlabeled"))
+            row["left"] = None if run.finished_at else remaining(s, ds.id, run.id, only)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    headers = ["run", "model", "weights", "started", "state", "images", "labels", "workers"]
+    headers = ["run", "model", "weights", "started", "state", "images", "labels"]
     table = [[r["id"], r["model"], (r["weights_sha256"] or "-")[:8], r["started_at"][:16],
-              "done" if r["finished_at"] else "unfinished", r["images"], r["predictions"],
-              ", ".join(r["workers"]) or "-"] for r in rows]  # fmt: skip
+              "done" if r["finished_at"] else f"{r['left']} left", r["images"],
+              r["predictions"]]
+             for r in rows]  # fmt: skip
+    if any(r["workers"] for r in rows):  # a shared run in progress: who works on it
+        headers.append("workers (images held)")
+        for line, r in zip(table, rows, strict=True):
+            line.append(", ".join(r["workers"]) or "-")
     print_table(f"model runs of {name}", headers, table)
 
 

@@ -67,9 +67,11 @@ def _free(session: Session, ids: Sequence[int], scope: str, holder: str) -> list
         return []
     now = utcnow()
     taken = select(Lease.image_id).where(
-        Lease.image_id.in_(ids), Lease.scope == scope, Lease.holder != holder,
+        Lease.image_id.in_(ids),
+        Lease.scope == scope,
+        Lease.holder != holder,
         Lease.expires_at > now,
-    )  # fmt: skip
+    )
     busy = set(session.scalars(taken))
     if scope == LABEL_SCOPE:  # an overlap image takes up to k holders
         busy = overlap.busy_overlap(session, ids, busy, scope, holder, now)
@@ -86,10 +88,16 @@ def _grant(session: Session, dataset_id: int, ids: Sequence[int], scope: str, ho
         (Lease.holder == holder) | (Lease.expires_at <= now),
     ))  # fmt: skip
     session.add_all(
-        Lease(dataset_id=dataset_id, image_id=i, scope=scope, holder=holder, claimed_at=now,
-              expires_at=expires)
+        Lease(
+            dataset_id=dataset_id,
+            image_id=i,
+            scope=scope,
+            holder=holder,
+            claimed_at=now,
+            expires_at=expires,
+        )
         for i in ids
-    )  # fmt: skip
+    )
 
 
 def claim(session: Session, dataset_id: int, image_ids: Sequence[int], holder: str,
@@ -122,8 +130,12 @@ def heartbeat(session: Session, dataset_id: int, holder: str, scope: str = LABEL
     now = utcnow()
     result = session.execute(
         update(Lease)
-        .where(Lease.dataset_id == dataset_id, Lease.scope == scope, Lease.holder == holder,
-               Lease.expires_at > now)  # fmt: skip
+        .where(
+            Lease.dataset_id == dataset_id,
+            Lease.scope == scope,
+            Lease.holder == holder,
+            Lease.expires_at > now,
+        )
         .values(expires_at=now + timedelta(seconds=ttl_s))
     )
     session.commit()
@@ -138,8 +150,10 @@ def release(session: Session, dataset_id: int, holder: str, scope: str = LABEL_S
     session.commit()
 
 
-def claim_run_batch(session: Session, dataset_id: int, run_id: int, holder: str, size: int,
-                    only_unlabeled: bool = False, ttl_s: float = DEFAULT_TTL_S) -> list[int]:  # fmt: skip
+def claim_run_batch(
+    session: Session, dataset_id: int, run_id: int, holder: str, size: int,
+    only_unlabeled: bool = False, ttl_s: float = DEFAULT_TTL_S,
+) -> list[int]:  # fmt: skip
     """The next `size` images of the dataset that run `run_id` has not processed and no other
     worker holds, leased to `holder` (an empty list: nothing left to take). Commits."""
     scope = run_scope(run_id)
@@ -189,10 +203,18 @@ def holders(session: Session, dataset_id: int, scope_prefix: str = "") -> list[H
     """Who holds how many images (unexpired leases), since when, per scope."""
     now = utcnow()
     stmt = (
-        select(Lease.holder, Lease.scope, func.count(), func.min(Lease.claimed_at),
-               func.max(Lease.expires_at))  # fmt: skip
-        .where(Lease.dataset_id == dataset_id, Lease.expires_at > now,
-               Lease.scope.startswith(scope_prefix))  # fmt: skip
+        select(
+            Lease.holder,
+            Lease.scope,
+            func.count(),
+            func.min(Lease.claimed_at),
+            func.max(Lease.expires_at),
+        )
+        .where(
+            Lease.dataset_id == dataset_id,
+            Lease.expires_at > now,
+            Lease.scope.startswith(scope_prefix),
+        )
         .group_by(Lease.holder, Lease.scope)
         .order_by(Lease.scope, Lease.holder)
     )
@@ -207,11 +229,15 @@ def pace_today(session: Session, dataset_id: int) -> dict[str, tuple[int, float]
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     stmt = (
         select(HistoryEvent.author, func.count(), func.min(HistoryEvent.created_at))
-        .where(HistoryEvent.dataset_id == dataset_id, HistoryEvent.created_at >= start,
-               HistoryEvent.action.in_(("create", "edit", "delete", "review", "status")),
-               HistoryEvent.group_kind == "do", ~HistoryEvent.author.startswith("model:"))
+        .where(
+            HistoryEvent.dataset_id == dataset_id,
+            HistoryEvent.created_at >= start,
+            HistoryEvent.action.in_(("create", "edit", "delete", "review", "status")),
+            HistoryEvent.group_kind == "do",
+            ~HistoryEvent.author.startswith("model:"),
+        )
         .group_by(HistoryEvent.author)
-    )  # fmt: skip
+    )
     out: dict[str, tuple[int, float]] = {}
     for author, count, first in session.execute(stmt).all():
         first = first if first.tzinfo else first.replace(tzinfo=now.tzinfo)

@@ -150,4 +150,3 @@ def test_racing_labellers_never_share_an_image(engine_store: Store) -> None:
     taken = [i for batch in got.values() for i in batch]
     assert len(taken) == len(set(taken))
     assert len(taken) >= 4
-

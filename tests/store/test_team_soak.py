@@ -64,8 +64,11 @@ def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
 @pytest.mark.parametrize(("engine", "annotators", "workers", "n"), SETUPS)
 def test_team_soak(engine: str, annotators: int, workers: int, n: int, tmp_path: Path,
                    request: pytest.FixtureRequest) -> None:  # fmt: skip
-    url = f"sqlite:///{tmp_path / 's.db'}" if engine == "sqlite" else request.getfixturevalue(
-        "pg_url")
+    url = (
+        f"sqlite:///{tmp_path / 's.db'}"
+        if engine == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
     _setup(url, tmp_path, n)
     cli = ["-m", "annotator", "--db", url]
     procs = [_spawn([*cli, "prelabel", "team", "--model", MODEL, "--batch-size", "16",

@@ -14,6 +14,13 @@ from annotator.store.queue import QueueSpec
 from annotator.tui.bindings import keymap
 
 
+@pytest.fixture(autouse=True)
+def a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner's streams are not terminals; the command's own check for one is tested in
+    tests/cli/test_errors.py, on a real process."""
+    monkeypatch.setattr("annotator.tui.command._require_terminal", lambda: None)
+
+
 @pytest.fixture
 def launched(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Apps the command would run (their `run` is replaced: no terminal in the tests)."""
@@ -56,7 +63,10 @@ def test_label_defaults_to_the_unlabeled_queue_by_file(run_cli: Any, pets: None,
     [
         (["label", "nope"], "no dataset named 'nope'"),
         (["label", "pets", "--queue", "class:bird"], "has no class 'bird'"),
-        (["label", "pets", "--queue", "done"], "choose unlabeled, review, all or class:NAME"),
+        (
+            ["label", "pets", "--queue", "done"],
+            "choose unlabeled, review, flagged, all or class:NAME",
+        ),
     ],
 )
 def test_label_refuses_with_one_line(run_cli: Any, pets: None, launched: list[Any],
