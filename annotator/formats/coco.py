@@ -13,12 +13,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
+from pydantic import TypeAdapter, ValidationError
 
 from annotator import __version__
 from annotator.annotation import Box, Label, Sample, Split
@@ -42,7 +44,10 @@ from annotator.formats.records import (
     coco_polygons,
     polygon_box,
     validate_records,
+    where_of,
 )
+
+T = TypeVar("T")
 
 KIND_PRIORITY = ("instances_", "labels_", "image_info_")
 _DRIVE = re.compile(r"^[A-Za-z]:/")
@@ -141,6 +146,10 @@ def _bases(root: Path, lf: LabelFile, explicit: bool) -> list[Path]:
 def read(source: Path, images: Path | None = None) -> Parsed:
     """Every image and label of a COCO source, validated; bad records become problems."""
     root, files = locate(Path(source), Path(images) if images else None)
+    from annotator.formats import coco_stream  # it builds on this module
+
+    if coco_stream.should_stream(files):
+        return coco_stream.read(root, files)
     parsed = Parsed(root=root, task_hint="detection")
     for lf in files:
         _read_file(lf, root, parsed)
@@ -223,13 +232,20 @@ def _report_merged(names: dict[Any, str], file: str, parsed: Parsed) -> None:
 
 
 def _images(
-    records: list[Any], lf: LabelFile, root: Path, labelled: bool, parsed: Parsed
+    records: list[Any],
+    lf: LabelFile,
+    root: Path,
+    labelled: bool,
+    parsed: Parsed,
+    into: tuple[dict[Any, Incoming], _Finder] | None = None,
+    offset: int = 0,
 ) -> dict[Any, Incoming]:
+    """The usable images of `records` (`offset` of them came before), added to `into` (the
+    images read so far, by id, and the finder) or to a new dict."""
     file = str(lf.path)
-    images, _, problems = validate_records(COCO_IMAGES, records, file, "image")
+    images, _, problems = validate_batch(COCO_IMAGES, records, file, "image", offset)
     parsed.problems.extend(problems)
-    items: dict[Any, Incoming] = {}
-    finder = _Finder(root, lf.bases)
+    items, finder = into or ({}, _Finder(root, lf.bases))
     for image in images:
         where = f"image id {image.id}"
         if image.id in items:
@@ -274,14 +290,35 @@ class _Finder:
         return None, f"image file {file_name!r} not found (looked in {looked})"
 
 
+LabelSink = Callable[[Incoming, Label, str], None]
+
+
+def _attach(item: Incoming, label: Label, where: str) -> None:
+    item.sample.labels.append(label)
+    item.label_where.append(where)
+
+
 def _annotations(
-    records: list[Any], items: dict[Any, Incoming], names: dict[Any, str], file: str, parsed: Parsed
+    records: list[Any],
+    items: dict[Any, Incoming],
+    names: dict[Any, str],
+    file: str,
+    parsed: Parsed,
+    *,
+    seen: set[Any] | None = None,
+    offset: int = 0,
+    sink: LabelSink = _attach,
 ) -> None:
-    anns, positions, problems = validate_records(COCO_ANNOTATIONS, records, file, "annotation")
+    """Validate `records` (`offset` annotations came before them) and hand each label to
+    `sink` with its image; a refused one flags its image. `seen`: annotation ids so far."""
+    anns, positions, problems = validate_batch(
+        COCO_ANNOTATIONS, records, file, "annotation", offset
+    )
     parsed.problems.extend(problems)
     _flag_invalid(records, positions, problems, items)
-    seen: set[Any] = set()
-    for ann, index in zip(anns, positions, strict=True):
+    seen = set() if seen is None else seen
+    for ann, local in zip(anns, positions, strict=True):
+        index = offset + local
         where = f"annotation id {ann.id}" if ann.id is not None else f"annotations[{index}]"
         item = items.get(ann.image_id)
         if item is None:
@@ -292,8 +329,21 @@ def _annotations(
         if label is None:
             item.refuse(parsed.problems, file, where, reason)
             continue
-        item.sample.labels.append(label)
-        item.label_where.append(where)
+        sink(item, label, where)
+
+
+def validate_batch(
+    adapter: TypeAdapter[list[T]], records: list[Any], file: str, what: str, offset: int
+) -> tuple[list[T], list[int], list[Problem]]:
+    """`validate_records` on a batch that `offset` records of its list came before (so a
+    record without an id is named by its position in the whole list)."""
+    if not offset:
+        return validate_records(adapter, records, file, what)
+    try:
+        return adapter.validate_python(records), list(range(len(records))), []
+    except ValidationError:
+        wheres = [where_of(what, record, offset + i) for i, record in enumerate(records)]
+        return validate_records(adapter, records, file, what, wheres)
 
 
 def _flag_invalid(
@@ -407,10 +457,15 @@ class CocoWriter:
         image = {"id": sample.id, "file_name": name, "width": sample.width, "height": sample.height}
         self._out.write((b"" if self._first_image else b",") + orjson.dumps(image))
         self._first_image = False
-        for label in sample.labels:
-            record = annotation_record(label, sample.id, self.cat_ids[label.class_name])
-            self._spool.write((b"" if self._first_ann else b",") + orjson.dumps(record))
-            self._first_ann = False
+        if not sample.labels:
+            return
+        records = [
+            annotation_record(label, sample.id, self.cat_ids[label.class_name])
+            for label in sample.labels
+        ]
+        data = orjson.dumps(records)[1:-1]  # the image's records, comma-separated
+        self._spool.write(data if self._first_ann else b"," + data)
+        self._first_ann = False
 
     def end(self, split: str) -> None:
         assert self._out is not None and self._spool is not None

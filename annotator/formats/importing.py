@@ -6,7 +6,7 @@ crash completes the import without duplicates)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +81,17 @@ def import_source(
         raise InvalidInputError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
     with gc_paused():
         parsed = get_format(fmt).read(Path(source).expanduser(), images)
+    try:
+        return _import_parsed(session, parsed, dataset, task, progress)
+    finally:
+        close = getattr(parsed, "close", None)  # a streamed source's spill
+        if close is not None:
+            close()
+
+
+def _import_parsed(
+    session: Session, parsed: Parsed, dataset: str, task: str | None, progress: ProgressFn | None
+) -> ImportReport:
     if not parsed.items:  # nothing readable: create nothing, say why
         return ImportReport(
             dataset=dataset,
@@ -100,10 +111,16 @@ def import_source(
         notes=parsed.notes,
     )
     report.problems.extend(parsed.problems)
-    for item in parsed.items:
-        _fit_item(item, ds.task, report.problems)
     report.new_classes = [c.name for c in ensure_classes(session, ds, parsed.classes)]
-    import_samples(session, ds, parsed.items, progress=progress, report=report)
+    attach = getattr(parsed, "attach", None)  # a streamed source gives labels batch by batch
+
+    def prepare(chunk: Sequence[Incoming]) -> None:
+        if attach is not None:
+            attach(chunk)
+        for item in chunk:
+            _fit_item(item, ds.task, report.problems)
+
+    import_samples(session, ds, parsed.items, progress=progress, report=report, prepare=prepare)
     return report
 
 

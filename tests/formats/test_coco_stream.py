@@ -1,0 +1,90 @@
+"""The streamed COCO reader (large files) gives what the whole-file reader gives: every COCO
+and refused-label test runs again here with every file streamed in tiny batches (2 records
+validated at a time, 3 images a spill file and an import batch), and the labels of an image
+may come anywhere in the file."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import annotator.formats.coco_stream as coco_stream
+import annotator.store.bulk as bulk
+from annotator.formats.importing import import_source
+from annotator.store.db import Store
+from tests.conftest import write_jpeg
+from tests.formats.conftest import store_labels, write_coco
+from tests.formats.test_coco import *  # noqa: F403  (run again, streamed)
+from tests.formats.test_coco import test_malformed_files_are_reported_with_their_position
+from tests.formats.test_refused import *  # noqa: F403  (run again, streamed)
+
+del test_malformed_files_are_reported_with_their_position  # line and column: whole-file only
+
+
+@pytest.fixture(autouse=True)
+def streamed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(coco_stream, "STREAM_BYTES", 0)
+    monkeypatch.setattr(coco_stream, "RECORDS", 2)
+    monkeypatch.setattr(coco_stream, "BUCKET", 3)
+    monkeypatch.setattr(bulk, "BATCH", 3)
+
+
+def _source(root: Path, n: int, seed: int) -> Path:
+    images, anns = [], []
+    rng = random.Random(seed)
+    for i in range(n):
+        write_jpeg(root / "images" / f"img{i}.jpg", (40, 30), (i * 20 % 255, 90, 10))
+        images.append({"id": 100 + i, "file_name": f"img{i}.jpg", "width": 40, "height": 30})
+        anns += [{"id": len(anns) + b + 1, "image_id": 100 + i, "category_id": 1 + b % 2,
+                  "bbox": [b, b + 0.5, 10, 5 + i / 7]} for b in range(i % 4)]  # fmt: skip
+    rng.shuffle(anns)  # an image's annotations anywhere in the file
+    return write_coco(root / "annotations" / "instances_train.json", images, anns)
+
+
+def _import(store: Store, source: Path, name: str) -> Any:
+    with store.session() as s:
+        return import_source(s, "coco", source, name)
+
+
+def test_shuffled_annotations_give_what_the_whole_file_reader_gives(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = _source(tmp_path / "src", 11, seed=3)
+    streamed = _import(store, source, "streamed")
+    monkeypatch.setattr(coco_stream, "STREAM_BYTES", 1 << 40)
+    whole = _import(store, source, "whole")
+    assert (streamed.images, streamed.labels, streamed.negatives) == (11, 15, 3)
+    assert (whole.images, whole.labels, whole.negatives) == (11, 15, 3)
+    assert store_labels(store, "streamed") == store_labels(store, "whole")
+
+
+def test_a_malformed_file_is_refused_whole_with_the_text_around_the_error(
+    store: Store, coco_source: Callable[..., Path]
+) -> None:
+    path = coco_source()
+    text = path.read_bytes()
+    path.write_bytes(text[: len(text) // 2] + b",," + text[len(text) // 2 :])
+    report = _import(store, path, "ds")
+    [problem] = report.problems
+    assert problem.file == str(path) and problem.reason.startswith("malformed JSON: ")
+    assert "near" in problem.reason and report.images == 0
+
+
+def test_the_spill_is_removed_after_the_import(
+    store: Store, coco_source: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folders: list[str] = []
+    real = coco_stream.Spill.__init__
+
+    def spy(self: coco_stream.Spill, *args: Any, **kw: Any) -> None:
+        real(self, *args, **kw)
+        folders.append(self.folder)
+
+    monkeypatch.setattr(coco_stream.Spill, "__init__", spy)
+    report = _import(store, coco_source(), "ds")
+    assert report.labels == 2 and len(folders) == 1
+    assert not Path(folders[0]).exists()
