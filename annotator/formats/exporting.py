@@ -174,6 +174,15 @@ class _Job:
         return counts, skipped
 
     def _split(self, split: str, names: UniqueNames, counts: Tally) -> int:
+        try:
+            return self._write_split(split, names, counts)
+        except BaseException:
+            abandon = getattr(self.writer, "abandon", None)  # a writer with work in flight
+            if abandon is not None:
+                abandon()
+            raise
+
+    def _write_split(self, split: str, names: UniqueNames, counts: Tally) -> int:
         self.writer.begin(split)
         skipped = 0
         samples = (
