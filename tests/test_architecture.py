@@ -111,3 +111,31 @@ def test_every_command_explains_itself() -> None:
     assert len(commands) >= 6
     missing = [name for name, cmd in commands if not (cmd.help or "").strip()]
     assert missing == []
+
+
+READ_PATH_HEAVY = (*HEAVY, "alembic", "PIL", "numpy", "pydantic", "sklearn", "yaml")
+
+
+@pytest.mark.parametrize("command", [["stats", "pets"], ["datasets"], ["stats", "pets", "--json"]])
+def test_read_commands_load_only_what_they_need(tmp_path: Path, command: list[str]) -> None:
+    """`stats` and `datasets` check the schema with one query (no Alembic) and load no image,
+    model or config library: what a person waits for on every small command."""
+    from annotator.store.datasets import create_dataset
+    from annotator.store.db import open_store
+
+    db = tmp_path / "s.db"
+    store = open_store(str(db))
+    with store.session() as s:
+        create_dataset(s, "pets", "classification", ["cat", "dog"])
+    store.close()
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['annotator', '--db', {str(db)!r}, *{command!r}]\n"
+        "try:\n"
+        "    runpy.run_module('annotator', run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        f"print('LOADED', sorted(m for m in {READ_PATH_HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "LOADED []" in out.stdout, out.stdout

@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -33,6 +33,7 @@ from annotator.errors import (
     SchemaOutdatedError,
     StorageError,
 )
+from annotator.store import revisions
 from annotator.store.busy import WRITE_LOCKS, busy_error, is_busy, retry_busy
 
 DEFAULT_DB = "annotator.db"
@@ -215,18 +216,13 @@ def head_revision(engine: Engine) -> str:
     return head
 
 
-def _known_revisions(engine: Engine) -> set[str]:
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(alembic_config(engine))
-    return {rev.revision for rev in script.walk_revisions()}
-
-
 def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
+    """The database's schema revision (None: no `alembic_version` table), read with one query."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        found = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return found[0] if len(found) == 1 else None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -315,13 +311,13 @@ def open_store(db: str | None = None, *, create: bool = True, check: bool = True
 
 
 def _check_revision(engine: Engine) -> None:
-    current, head = current_revision(engine), head_revision(engine)
+    current, head = current_revision(engine), revisions.HEAD
     if current == head:
         return
     if current is None:
         where = shown_url(engine.url.render_as_string(hide_password=False))
         raise InvalidInputError(f"{where} is not an annotator database")
-    if current not in _known_revisions(engine):
+    if current not in revisions.KNOWN:
         raise SchemaOutdatedError(
             f"database schema {current} was written by a newer annotator (this one knows up "
             f"to {head}): upgrade annotator"

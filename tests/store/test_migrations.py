@@ -115,3 +115,14 @@ def test_database_from_newer_annotator_is_refused(tmp_path: Path) -> None:
     engine.dispose()
     with pytest.raises(SchemaOutdatedError, match="newer annotator"):
         open_store(f"sqlite:///{tmp_path / 'm.db'}")
+
+
+def test_the_recorded_revisions_are_the_migrations(tmp_path: Path) -> None:
+    """Opening a store checks the revision against a list recorded in the package (no Alembic
+    import): adding a migration without recording it fails here."""
+    from annotator.store import revisions
+
+    engine = _engine(tmp_path)
+    assert tuple(_revisions(engine)) == revisions.KNOWN
+    assert head_revision(engine) == revisions.HEAD
+    engine.dispose()
