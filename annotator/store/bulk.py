@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +30,10 @@ from annotator.store.bulk_sql import HISTORY_COLUMNS as HISTORY_COLUMNS  # for t
 from annotator.store.bulk_sql import constants, executemany, insert_labels
 from annotator.store.datasets import current_user
 from annotator.store.dupes import marked_duplicates
-from annotator.store.imagefile import BadImage, ImageInfo, probe
+from annotator.store.imagefile import BadImage, ImageInfo
 from annotator.store.images import stored_path
 from annotator.store.models import Annotation, Dataset, Image, ModelRun, utcnow
+from annotator.store.probing import probe_batches
 
 BATCH = 2000
 ProgressFn = Callable[[int, int], None]
@@ -168,24 +167,11 @@ def import_samples(
 def _probed(
     items: Sequence[Incoming], workers: int, batch: int
 ) -> Iterator[tuple[Sequence[Incoming], list[ImageInfo | BadImage]]]:
-    """Batches of items with their probe results; the next batch is probed while the caller
-    writes the current one."""
-
+    """Batches of items with their probe results; the next batches are probed while the
+    caller writes the current one."""
     chunks = [items[i : i + batch] for i in range(0, len(items), batch)]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        pending: deque[list[Future[ImageInfo | BadImage]]] = deque()
-        for index, chunk in enumerate(chunks):
-            while len(pending) < 2 and index + len(pending) < len(chunks):
-                pending.append([pool.submit(_probe, it) for it in chunks[index + len(pending)]])
-            futures = pending.popleft()
-            yield chunk, [f.result() for f in futures]
-
-
-def _probe(item: Incoming) -> ImageInfo | BadImage:
-    try:
-        return probe(Path(item.sample.path))
-    except BadImage as bad:
-        return bad
+    paths = ([it.sample.path for it in chunk] for chunk in chunks)
+    yield from zip(chunks, probe_batches(paths, len(items), workers), strict=True)
 
 
 Row = tuple["Incoming", ImageInfo, list[Label], str]

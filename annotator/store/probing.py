@@ -1,0 +1,95 @@
+"""Probing the images of a bulk import ahead of its writer: the next batches are hashed and
+their headers read while the current one is written.
+
+Reading a header with Pillow holds the GIL (and our header lock), so threads overlap only the
+file reads and the hashing; a large job (`PROCESS_MIN` images or more, on a machine with more
+than one CPU) is probed by worker processes instead, in parts of `PART` paths. A worker sends
+back plain tuples (not exceptions) and the warnings Pillow gave, which are emitted again here,
+naming the file, exactly as a probe in this process emits them. Store-only."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import warnings
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from annotator.store.imagefile import BadImage, ImageInfo, ImageWarning, probe
+
+PROCESS_MIN = 4000
+PART = 200
+AHEAD = 2  # batches probed ahead of the one being written
+Result = ImageInfo | BadImage
+
+
+def probe_batches(
+    batches: Iterable[Sequence[str]], total: int, workers: int
+) -> Iterator[list[Result]]:
+    """The probe results of each batch of paths, in order, probing ahead."""
+    processes = total >= PROCESS_MIN and (os.cpu_count() or 1) > 1 and workers > 1
+    pool: Executor = (
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        if processes
+        else ThreadPoolExecutor(max_workers=max(1, workers))
+    )
+    submit = _submit_parts if processes else _submit_each
+    source = iter(batches)
+    with pool:
+        pending: deque[list[Future[Any]]] = deque()
+        while True:
+            while len(pending) < AHEAD + 1 and (batch := next(source, None)) is not None:
+                pending.append(submit(pool, batch))
+            if not pending:
+                return
+            futures = pending.popleft()
+            yield _collect(futures) if processes else [f.result() for f in futures]
+
+
+def _submit_each(pool: Executor, paths: Sequence[str]) -> list[Future[Any]]:
+    return [pool.submit(probe_one, path) for path in paths]
+
+
+def _submit_parts(pool: Executor, paths: Sequence[str]) -> list[Future[Any]]:
+    return [pool.submit(_probe_part, list(paths[i : i + PART])) for i in range(0, len(paths), PART)]
+
+
+def probe_one(path: str) -> Result:
+    try:
+        return probe(Path(path))
+    except BadImage as bad:
+        return bad
+
+
+def _probe_part(paths: list[str]) -> list[tuple[Any, ...]]:
+    """In a worker: each path's result as a tuple, with the warnings it raised."""
+    out: list[tuple[Any, ...]] = []
+    for path in paths:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = probe_one(path)
+        said = [str(w.message) for w in caught]
+        if isinstance(result, BadImage):
+            out.append(("bad", result.path, result.reason, said))
+        else:
+            info = result
+            out.append(("ok", info.sha256, info.width, info.height, info.orientation,
+                        info.size_bytes, path, said))  # fmt: skip
+    return out
+
+
+def _collect(futures: list[Future[Any]]) -> list[Result]:
+    results: list[Result] = []
+    for future in futures:
+        for row in future.result():
+            for message in row[-1]:
+                warnings.warn(ImageWarning(message), stacklevel=3)
+            if row[0] == "bad":
+                results.append(BadImage(row[1], row[2]))
+            else:
+                _, sha, width, height, orientation, size, path, _ = row
+                results.append(ImageInfo(Path(path), sha, width, height, orientation, size))
+    return results
