@@ -246,6 +246,8 @@ def review_annotations(
     for ann in anns:
         if ann.image_id != image.id:
             raise InvalidInputError("review_annotations takes labels of one image")
+        if ann.review == VOTE:
+            raise InvalidInputError(f"label {ann.id} is {ann.layer}'s overlap vote: not reviewed")
         if ann.review == decision and note is None:
             continue
         before = snapshot(ann)

@@ -308,7 +308,8 @@ def load_view(session: Session, image_id: int, viewer: str | None = None) -> Ima
         .where(Annotation.image_id == image_id, visible(session, image_id, viewer))
         .order_by(Annotation.id)
     )
-    labels = tuple(_label(ann, name, model) for ann, name, model in session.execute(stmt))
+    found = session.execute(stmt)
+    labels = tuple(_label(ann, name, model, viewer) for ann, name, model in found)
     split = cast(Split | None, row.split)
     sample = Sample(path=row.path, width=row.width, height=row.height, labels=list(labels),
                     split=split, id=row.id, sha256=row.sha256,
@@ -317,10 +318,17 @@ def load_view(session: Session, image_id: int, viewer: str | None = None) -> Ima
                      row.uncertainty, labels, row.flag)  # fmt: skip
 
 
-def _label(ann: Annotation, class_name: str, model: str | None) -> Label:
+def _label(ann: Annotation, class_name: str, model: str | None, viewer: str | None) -> Label:
+    """The label as shown; an overlap vote is the viewer's own label (accepted) when it is
+    theirs, else someone's vote (review "vote", source "vote:<person>")."""
     box = None
     if ann.kind == "box":
         assert ann.x is not None and ann.y is not None and ann.w is not None and ann.h is not None
         box = Box(ann.x, ann.y, ann.w, ann.h)
     source = "human" if ann.source == "human" else (model or "model")
-    return Label(class_name, box, ann.score, source, ann.review, ann.iscrowd, ann.id)
+    review = ann.review
+    if review == VOTE and ann.layer == viewer:
+        review = "accepted"
+    elif review == VOTE:
+        source = f"vote:{ann.layer}"
+    return Label(class_name, box, ann.score, source, review, ann.iscrowd, ann.id)

@@ -86,6 +86,9 @@ def test_votes_do_not_leak_between_annotators_until_all_are_done(st: Store) -> N
         assert list(export_samples(s, get_dataset(s, "pets"), None)) == []
         assert stats(s, get_dataset(s, "pets"))["review"] == {"vote": 2}
     assert _shown(st, image, "alice") == ["cat", "dog"] == _shown(st, image, "bob")
+    with st.session() as s:  # each sees their own vote as their label, the other's as a vote
+        seen = {(x.class_name, x.review, x.source) for x in q.load_view(s, image, "bob").labels}
+    assert seen == {("cat", "vote", "vote:alice"), ("dog", "accepted", "human")}
     with st.session() as s:  # votes done: nobody is served it again from the queue
         assert q.first(s, ds, q.QueueSpec(holder="carol")) is None
 
