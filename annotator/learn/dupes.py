@@ -11,12 +11,10 @@ numpy and scipy are imported inside functions."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-
-from sqlalchemy.orm import Session
 
 from annotator.errors import InvalidInputError, MissingDependencyError
 from annotator.store.dupes import (
@@ -29,11 +27,11 @@ from annotator.store.dupes import (
 from annotator.store.embeddings import embedding_counts, load_embeddings
 from annotator.store.images import resolve_path
 from annotator.store.models import Dataset
+from annotator.store.types import ProgressFn, Session
 
 if TYPE_CHECKING:
     import numpy as np
 
-ProgressFn = Callable[[int, int], None]
 BATCH = 500
 MIN_COSINE = 0.9
 

@@ -10,12 +10,9 @@ torch is imported inside functions."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy.orm import Session
 
 from annotator.errors import InvalidInputError
 from annotator.prelabel.frames import ClassifyInput, classify_batch
@@ -32,12 +29,12 @@ from annotator.store import embeddings as store
 from annotator.store.imagefile import BadImage
 from annotator.store.images import resolve_path
 from annotator.store.models import Dataset
+from annotator.store.types import ProgressFn, Session
 
 if TYPE_CHECKING:
     import numpy as np
     from torch import Tensor, nn
 
-ProgressFn = Callable[[int, int], None]
 DEFAULT_MODEL = "mobilenet_v2"
 
 

@@ -10,14 +10,13 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from annotator.errors import InvalidInputError, MissingDependencyError
 from annotator.learn.embed import DEFAULT_MODEL
 from annotator.learn.train import TrainingSet, out_of_fold, training_set
 from annotator.store.datasets import current_user
 from annotator.store.models import Dataset
 from annotator.store.suspects import NewFlag, write_flags
+from annotator.store.types import Session
 
 if TYPE_CHECKING:
     import numpy as np

@@ -14,8 +14,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from annotator.annotation import Label
 from annotator.errors import InvalidInputError, NotFoundError
 from annotator.learn.embed import DEFAULT_MODEL, no_embeddings, stored_models
@@ -24,6 +22,7 @@ from annotator.store import predictions, training
 from annotator.store.embeddings import load_embeddings
 from annotator.store.models import Dataset
 from annotator.store.predictions import ImagePredictions
+from annotator.store.types import Session
 
 if TYPE_CHECKING:
     import numpy as np

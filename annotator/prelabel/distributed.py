@@ -12,13 +12,10 @@ import socket
 import time
 from dataclasses import replace
 
-from sqlalchemy.orm import Session
-
 from annotator.prelabel.mapping import build_class_map, parse_rules
 from annotator.prelabel.pipeline import (
     PrelabelOptions,
     PrelabelReport,
-    ProgressFn,
     _check_task,
     _converter,
     _Runner,
@@ -30,6 +27,7 @@ from annotator.store import leases
 from annotator.store import predictions as store
 from annotator.store.images import resolve_path
 from annotator.store.models import Dataset
+from annotator.store.types import ProgressFn, Session
 
 CHUNK_BATCHES = 4  # a claim takes this many forward batches of images
 

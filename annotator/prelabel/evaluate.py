@@ -14,12 +14,10 @@ import io
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
-
 from annotator.errors import InvalidInputError
-from annotator.store.models import Annotation, Dataset, Image, ModelRun, RunImage
-from annotator.store.predictions import get_run
+from annotator.store.models import Annotation, Dataset, Image
+from annotator.store.predictions import get_run, judged_images, truth_and_predictions
+from annotator.store.types import Session
 
 NO_PREDICTION = "(none)"
 
@@ -38,32 +36,11 @@ def evaluate(session: Session, ds: Dataset, run_id: int | None = None) -> dict[s
         "task": ds.task,
         "images": len(images),
     }
-    truth, predicted = _annotations(session, run, [i.id for i in images])
+    truth, predicted = truth_and_predictions(session, run, [i.id for i in images])
     names = {c.id: c.name for c in ds.classes}
     if ds.task == "detection":
         return head | detection_metrics(images, truth, predicted, names)
     return head | classification_metrics(images, truth, predicted, names, ds.task)
-
-
-def judged_images(session: Session, run: ModelRun) -> list[Image]:
-    accepted = select(Annotation.image_id).where(Annotation.review == "accepted")
-    stmt = (
-        select(Image)
-        .join(RunImage, RunImage.image_id == Image.id)
-        .where(RunImage.run_id == run.id)
-        .where(or_(Image.status.in_(("labeled", "reviewed")), Image.id.in_(accepted)))
-        .order_by(Image.id)
-    )
-    return list(session.scalars(stmt))
-
-
-def _annotations(
-    session: Session, run: ModelRun, image_ids: list[int]
-) -> tuple[list[Annotation], list[Annotation]]:
-    on_images = select(Annotation).where(Annotation.image_id.in_(image_ids))
-    truth = list(session.scalars(on_images.where(Annotation.review == "accepted")))
-    predicted = list(session.scalars(on_images.where(Annotation.run_id == run.id)))
-    return truth, predicted
 
 
 # -- detection --------------------------------------------------------------------------------

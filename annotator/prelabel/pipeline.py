@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy.orm import Session
-
 from annotator.errors import InvalidInputError
 from annotator.prelabel.frames import (
     ClassifyInput,
@@ -33,12 +31,12 @@ from annotator.store import predictions as store
 from annotator.store.imagefile import BadImage
 from annotator.store.images import resolve_path
 from annotator.store.models import Dataset, ModelRun
+from annotator.store.types import ProgressFn, Session
 
 if TYPE_CHECKING:
     from torch import Tensor
     from torch.utils.data import Dataset as TorchDataset
 
-ProgressFn = Callable[[int, int], None]
 DEVICES = ("auto", "cpu", "cuda")
 
 

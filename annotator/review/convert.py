@@ -13,7 +13,7 @@ from typing import Any
 
 from annotator.annotation import Box
 from annotator.review import backend as fob
-from annotator.review.records import ImageRecord, LabelRecord
+from annotator.store.review_reads import ImageRecord, LabelRecord
 
 
 @dataclass(slots=True)

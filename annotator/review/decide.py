@@ -16,8 +16,8 @@ from annotator.annotation import Box
 from annotator.review import backend as fob
 from annotator.review.convert import PushedLabel, abs_box, same_box
 from annotator.review.mirror import FoLabel, FoSample
-from annotator.review.records import ImageRecord, LabelRecord
 from annotator.store.models import Dataset
+from annotator.store.review_reads import ImageRecord, LabelRecord
 
 # (annotation id, revision) -> (class name, box) as it was at that revision, when known
 PushedLookup = Callable[[int, int], tuple[str, Box | None] | None]

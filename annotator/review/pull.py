@@ -11,19 +11,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from annotator.annotation import Box
 from annotator.errors import ConflictError, InvalidInputError, NotFoundError
 from annotator.review import backend as fob
-from annotator.review import mirror, records
+from annotator.review import mirror
 from annotator.review.decide import Conflict, Plan, Planner, Ref, Step
-from annotator.review.push import ProgressFn, PushReport, push, sync_state
+from annotator.review.push import PushReport, push, sync_state
 from annotator.review.views import DEFAULT_THRESHOLD
 from annotator.store import labels
+from annotator.store import review_reads as reads
 from annotator.store.db import reading
-from annotator.store.models import Annotation, Dataset, HistoryEvent, Image
+from annotator.store.history import events_of_annotation
+from annotator.store.models import Dataset, Image
+from annotator.store.types import ProgressFn, Session
 
 AUTHOR = "fiftyone"
 COUNT_NAMES = {"review": "reviewed", "edit": "edited", "delete": "deleted", "create": "added",
@@ -56,7 +56,7 @@ def pull(session: Session, ds: Dataset, *, fo_name: str | None = None,
         fods, threshold = _mirror(session, ds, name)
         report = PullReport(ds.name, name)
         samples = mirror.read_samples(fods, ds.task, content=True)
-        images = records.load_images(session, ds, records.image_ids(session, ds))
+        images = reads.load_images(session, ds, reads.image_ids(session, ds))
         by_id = {img.id: img for img in images}
         plan = Planner(ds, by_id, _pushed_lookup(session, ds)).run(samples)
         session.commit()  # end the read transaction before writing
@@ -90,11 +90,7 @@ def _pushed_lookup(session: Session, ds: Dataset) -> Any:
     names = {c.id: c.name for c in ds.classes}
 
     def lookup(ann_id: int, revision: int) -> tuple[str, Box | None] | None:
-        stmt = select(HistoryEvent).where(HistoryEvent.annotation_id == ann_id)
-        label = session.get(Annotation, ann_id)
-        if label is not None:  # through the image's index: no scan of the whole history
-            stmt = stmt.where(HistoryEvent.image_id == label.image_id)
-        for event in session.scalars(stmt.order_by(HistoryEvent.id)):
+        for event in events_of_annotation(session, ann_id):
             for snap in (event.before, event.after):
                 if snap and snap.get("revision") == revision:
                     return names.get(snap["class_id"], ""), _snap_box(snap)
@@ -112,7 +108,7 @@ def _snap_box(snap: dict[str, Any]) -> Box | None:
 ORDER = {"edit": 0, "delete": 1, "create": 2, "link": 3, "review": 4, "status": 5}
 
 
-def _apply(session: Session, task: str, plan: Plan, images: dict[int, records.ImageRecord],
+def _apply(session: Session, task: str, plan: Plan, images: dict[int, reads.ImageRecord],
            report: PullReport) -> dict[str, tuple[int, int]]:  # fmt: skip
     """Run the steps; returns label id in FiftyOne -> (annotation id, revision) of labels
     created or linked. A step refused by the store becomes a conflict or an ignored line.

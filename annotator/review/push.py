@@ -8,24 +8,22 @@ since the push is never rewritten: the push is refused until `review pull` took 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from annotator.errors import ConflictError
 from annotator.review import backend as fob
-from annotator.review import mirror, records, views
+from annotator.review import mirror, views
 from annotator.review.convert import Existing, sample_values
+from annotator.store import review_reads as reads
 from annotator.store.db import reading
 from annotator.store.history import position
 from annotator.store.models import Dataset, SyncState
+from annotator.store.types import ProgressFn, Session
 
 BATCH = 1000
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass
@@ -64,10 +62,7 @@ def push(
 
 
 def sync_state(session: Session, ds: Dataset, fo_name: str) -> SyncState | None:
-    stmt = select(SyncState).where(
-        SyncState.dataset_id == ds.id, SyncState.target == fob.target_key(fo_name)
-    )
-    return session.scalar(stmt)
+    return reads.sync_state(session, ds, fob.target_key(fo_name))
 
 
 def class_map(ds: Dataset) -> dict[str, list[str]]:
@@ -96,8 +91,8 @@ class _Push:
         self.report.rebuilt = rebuild
         started = datetime.now(UTC)
         pos = position(self.session, self.ds.id)
-        last_label = records.last_annotation_id(self.session, self.ds)
-        store_ids = records.image_ids(self.session, self.ds)
+        last_label = reads.last_annotation_id(self.session, self.ds)
+        store_ids = reads.image_ids(self.session, self.ds)
         strays = self._index(set(store_ids))
         if not rebuild:
             strays += self._readded()
@@ -149,7 +144,7 @@ class _Push:
         since = self.state.info.get("started_at")
         if not since:
             return []
-        fresh = records.added_since(self.session, self.ds, datetime.fromisoformat(since))
+        fresh = reads.added_since(self.session, self.ds, datetime.fromisoformat(since))
         return [self.sample_of.pop(i) for i in sorted(fresh) if i in self.sample_of]
 
     def _changed(self, store_ids: list[int]) -> set[int]:
@@ -161,9 +156,9 @@ class _Push:
             return set(store_ids)
         old = info.get("classes", {})
         renamed = [int(k) for k, v in class_map(ds).items() if old.get(k, [None])[0] != v[0]]
-        dirty = records.touched_since(session, ds, self.state.position)
-        dirty |= records.with_new_labels(session, ds, int(info.get("last_annotation_id", 0)))
-        dirty |= records.with_classes(session, ds, renamed)
+        dirty = reads.touched_since(session, ds, self.state.position)
+        dirty |= reads.with_new_labels(session, ds, int(info.get("last_annotation_id", 0)))
+        dirty |= reads.with_classes(session, ds, renamed)
         dirty |= {i for i in store_ids if i not in self.sample_of}
         return (dirty | self.pulled) & set(store_ids)
 
@@ -182,11 +177,11 @@ class _Push:
             self._tick(len(sample_ids))
 
     def _write(self, image_ids: list[int]) -> None:
-        for batch in records.chunks(image_ids, BATCH):
-            self._write_batch(records.load_images(self.session, self.ds, batch))
+        for batch in reads.chunks(image_ids, BATCH):
+            self._write_batch(reads.load_images(self.session, self.ds, batch))
             self._tick(len(batch))
 
-    def _write_batch(self, images: list[records.ImageRecord]) -> None:
+    def _write_batch(self, images: list[reads.ImageRecord]) -> None:
         task = self.ds.task
         old = [self.sample_of[r.id] for r in images if r.id in self.sample_of]
         self._add_bare([r for r in images if r.id not in self.sample_of])
@@ -203,7 +198,7 @@ class _Push:
             self.fods.set_values(fob.DISAGREEMENT, found, key_field="id", validate=False)
         self.report.updated += len(old)
 
-    def _refuse_app_changes(self, images: list[records.ImageRecord],
+    def _refuse_app_changes(self, images: list[reads.ImageRecord],
                             kept: dict[str, Existing]) -> None:  # fmt: skip
         """A rewrite would undo edits and deletes made in the App and not pulled yet."""
         changed: list[str] = []
@@ -218,7 +213,7 @@ class _Push:
                 f"pulled: {changed[0]}{more}; run annotator review pull {self.ds.name} first"
             )
 
-    def _add_bare(self, images: list[records.ImageRecord]) -> None:
+    def _add_bare(self, images: list[reads.ImageRecord]) -> None:
         """New samples with only their file and image id; `_write_batch` fills the rest."""
         if not images:
             return
@@ -233,12 +228,12 @@ class _Push:
         """Images whose labels in FiftyOne no longer match the store's count (labels removed
         by a bulk delete that wrote no history); a cheap total check first."""
         task = self.ds.task
-        totals = records.label_totals(self.session, self.ds)
+        totals = reads.label_totals(self.session, self.ds)
         paths = {r: f"{fob.list_path(task, f)}.{fob.ID}" for r, f in fob.FIELD_FOR_REVIEW.items()}
         expected = {r: _shown(task, r, *totals.get(r, (0, 0))) for r in paths}
         if all(self.fods.count(paths[r]) == expected[r] for r in paths):
             return set()
-        store = records.label_counts_per_image(self.session, self.ds)
+        store = reads.label_counts_per_image(self.session, self.ds)
         columns = self.fods.values([fob.ID, *paths.values()])
         wrong: set[int] = set()
         for image_id, *per_field in zip(*columns, strict=True):

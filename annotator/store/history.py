@@ -5,6 +5,7 @@ snapshots of annotations and images that events carry as `before` and `after`. U
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,16 @@ ANNOTATION_FIELDS = (
 
 def snapshot(ann: Annotation) -> dict[str, Any]:
     """The annotation's state as plain JSON values (enough to recreate it)."""
-    return {name: getattr(ann, name) for name in ANNOTATION_FIELDS}
+    return snapshot_values({name: getattr(ann, name) for name in (*ANNOTATION_FIELDS, "points")})
+
+
+def snapshot_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`snapshot` of an annotation given as column values: the ANNOTATION_FIELDS, and a
+    polygon's `points` only when it has them (events of labels without keep their old shape)."""
+    out = {name: values.get(name) for name in ANNOTATION_FIELDS}
+    if values.get("points") is not None:
+        out["points"] = values["points"]
+    return out
 
 
 def image_state(image: Image) -> dict[str, Any]:
@@ -77,10 +87,11 @@ def position(session: Session, dataset_id: int) -> int:
     return int(session.scalar(stmt) or 0)
 
 
-def events_since(session: Session, dataset_id: int, after_id: int) -> list[HistoryEvent]:
-    stmt = (
-        select(HistoryEvent)
-        .where(HistoryEvent.dataset_id == dataset_id, HistoryEvent.id > after_id)
-        .order_by(HistoryEvent.id)
-    )
-    return list(session.scalars(stmt))
+def events_of_annotation(session: Session, annotation_id: int) -> list[HistoryEvent]:
+    """The events that touched annotation `annotation_id`, oldest first (through its image's
+    index while the annotation exists: no scan of the whole history)."""
+    stmt = select(HistoryEvent).where(HistoryEvent.annotation_id == annotation_id)
+    label = session.get(Annotation, annotation_id)
+    if label is not None:
+        stmt = stmt.where(HistoryEvent.image_id == label.image_id)
+    return list(session.scalars(stmt.order_by(HistoryEvent.id)))

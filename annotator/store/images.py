@@ -5,7 +5,7 @@ Also where an image's path is resolved against its dataset's root."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from annotator.errors import InvalidInputError
 from annotator.store.imagefile import BadImage, ImageInfo, is_image_name, probe, walk_images
 from annotator.store.models import Dataset, Image, utcnow
+from annotator.store.types import ProgressFn
 
 BATCH = 500
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from annotator.annotation import Label
@@ -249,3 +249,27 @@ def run_items(session: Session, ds: Dataset, ids: list[int]) -> list[Image]:
     """The images `ids` of `ds`, in id order (what a worker claimed)."""
     stmt = select(Image).where(Image.dataset_id == ds.id, Image.id.in_(ids)).order_by(Image.id)
     return list(session.scalars(stmt))
+
+
+def judged_images(session: Session, run: ModelRun) -> list[Image]:
+    """The images `run` processed that a person has judged (status labeled or reviewed, or
+    holding an accepted label), by id."""
+    accepted = select(Annotation.image_id).where(Annotation.review == "accepted")
+    stmt = (
+        select(Image)
+        .join(RunImage, RunImage.image_id == Image.id)
+        .where(RunImage.run_id == run.id)
+        .where(or_(Image.status.in_(("labeled", "reviewed")), Image.id.in_(accepted)))
+        .order_by(Image.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def truth_and_predictions(
+    session: Session, run: ModelRun, image_ids: list[int]
+) -> tuple[list[Annotation], list[Annotation]]:
+    """On the images `image_ids`: the accepted labels, and every label `run` stored."""
+    on_images = select(Annotation).where(Annotation.image_id.in_(image_ids))
+    truth = list(session.scalars(on_images.where(Annotation.review == "accepted")))
+    predicted = list(session.scalars(on_images.where(Annotation.run_id == run.id)))
+    return truth, predicted

@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -22,8 +21,8 @@ from annotator.errors import InvalidInputError
 from annotator.store.bulk import bulk_author, executemany, now_param
 from annotator.store.dupes import keep_groups_together
 from annotator.store.models import SPLIT_NAMES, Annotation, Dataset, HistoryEvent, Image
+from annotator.store.types import ProgressFn
 
-ProgressFn = Callable[[int, int], None]
 RATIO_TOLERANCE = 1e-3
 
 

@@ -12,7 +12,7 @@ from annotator.annotation import Box
 from annotator.review.convert import abs_box, class_disagreement, rel_box
 from annotator.review.decide import Planner
 from annotator.review.mirror import FoLabel, FoSample
-from annotator.review.records import ImageRecord, LabelRecord
+from annotator.store.review_reads import ImageRecord, LabelRecord
 
 pytestmark = pytest.mark.xdist_group("fiftyone")
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from annotator.review.convert import PushedLabel
 from annotator.review.mirror import FoLabel, FoSample
-from annotator.review.records import stamp
+from annotator.store.review_reads import stamp
 
 
 def test_a_creation_time_reads_the_same_naive_or_in_any_zone() -> None:

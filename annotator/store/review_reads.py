@@ -1,6 +1,7 @@
-"""Reading what a mirror needs from the store in bulk: images with their labels as plain records
-(one query per chunk of images, no ORM objects), and which images changed since a history
-position. Read-only; knows nothing of FiftyOne."""
+"""What review (the FiftyOne mirror) reads from the store, in bulk: images with their labels as
+plain records (one query per chunk of images, no ORM objects), which images changed since a
+history position, label counts, and the state of the last push. Read-only; knows nothing of
+FiftyOne."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ from sqlalchemy.orm import Session
 
 from annotator.annotation import Box
 from annotator.store.images import resolve_path
-from annotator.store.models import Annotation, Dataset, HistoryEvent, Image, LabelClass, ModelRun
+from annotator.store.models import (
+    Annotation,
+    Dataset,
+    HistoryEvent,
+    Image,
+    LabelClass,
+    ModelRun,
+    SyncState,
+)
 
 CHUNK = 500
 
@@ -195,3 +204,9 @@ def label_counts_per_image(session: Session, ds: Dataset) -> dict[tuple[int, str
         .group_by(Annotation.image_id, Annotation.review)
     )
     return {(image_id, review): int(n) for image_id, review, n in session.execute(stmt)}
+
+
+def sync_state(session: Session, ds: Dataset, target: str) -> SyncState | None:
+    """What the last push of `ds` to mirror `target` recorded (None: never pushed there)."""
+    stmt = select(SyncState).where(SyncState.dataset_id == ds.id, SyncState.target == target)
+    return session.scalar(stmt)
