@@ -9,23 +9,25 @@ finds what is merged already (same labels, or SRC's labels already pending) and 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from annotator.errors import InvalidInputError
-from annotator.store.bulk import bulk_author, fetch_all
+from annotator.store import merge_sql as sql
+from annotator.store.bulk import bulk_author, fetch_all, gc_paused, now_param
 from annotator.store.datasets import color_for, validate_class_name
-from annotator.store.history import Group, snapshot
 from annotator.store.images import resolve_path, stored_path
-from annotator.store.labels import remove
-from annotator.store.models import Annotation, Dataset, Image, LabelClass
+from annotator.store.models import Dataset, Image, LabelClass
 
 CONFLICT_MODES = ("keep", "theirs", "both", "review")
+COPIED = ("accepted", "pending")  # the source's labels a merge brings (not rejected, not votes)
 BATCH = 1000
 ProgressFn = Callable[[int, int], None]
 Key = tuple[str, str, float | None, float | None, float | None, float | None, bool]
@@ -68,6 +70,16 @@ def check_tasks(src: Dataset, dest: Dataset) -> None:
 
 
 @dataclass
+class _Batch:
+    """What one batch writes: labels to create, delete or turn pending, images to update."""
+
+    created: list[dict[str, Any]] = field(default_factory=list)
+    deleted: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    images: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class _Merge:
     src_session: Session
     src: Dataset
@@ -98,116 +110,118 @@ class _Merge:
                 self.report.classes_added.append(name)
         self.session.commit()
         self.dest_ids = {c.name: c.id for c in self.dest.classes}
+        self.dest_names = {c.id: c.name for c in self.dest.classes}
+        self.dest_id, self.task = self.dest.id, self.dest.task
 
-    def batch(self, rows: list[Image]) -> None:
-        labels = self._src_labels([r.id for r in rows])
-        existing = self._dest_images([r.sha256 for r in rows])
-        group = Group(self.author)
-        self.created: list[Annotation] = []
-        added = [(row, self._add(row)) for row in rows if row.sha256 not in existing]
-        self.session.flush()
-        for row, image in added:
-            for ann in labels.get(row.id, []):
-                self._copy(image, ann, ann.review)
+    def batch(self, ids: list[int]) -> None:
+        """Merge the source images `ids`: one transaction, one history group."""
+        src_conn = self.src_session.connection()
+        rows = sql.read_images(src_conn, ids)
+        labels = sql.read_labels(src_conn, ids, COPIED)
+        conn = self.session.connection()
+        existing = sql.images_by_sha(conn, self.dest_id, [r["sha256"] for r in rows])
+        work = _Batch()
+        new_ids = self._add_images(conn, [r for r in rows if r["sha256"] not in existing])
         for row in rows:
-            if row.sha256 in existing:
-                self.report.images_matched += 1
-                self._match(existing[row.sha256], labels.get(row.id, []), group)
-        self.session.flush()
-        for new in self.created:
-            group.add(self.dest.id, "create", image_id=new.image_id, annotation_id=new.id,
-                      after=snapshot(new))  # fmt: skip
-        group.flush(self.session)
+            if row["sha256"] not in existing:
+                for lab in labels.get(row["id"], []):
+                    self._copy(work, new_ids[row["sha256"]], lab, lab["review"])
+        matched = [r for r in rows if r["sha256"] in existing]
+        mine = sql.read_labels(conn, [existing[r["sha256"]][0] for r in matched])
+        for row in matched:
+            image = existing[row["sha256"]]
+            self.report.images_matched += 1
+            self._match(work, image, labels.get(row["id"], []), mine.get(image[0], []))
+        self._write(conn, work)
         self.session.commit()
 
-    def _src_labels(self, ids: list[int]) -> dict[int, list[Annotation]]:
-        stmt = (
-            select(Annotation)
-            .where(Annotation.image_id.in_(ids), Annotation.review != "rejected")
-            .order_by(Annotation.id)
-        )
-        out: dict[int, list[Annotation]] = {}
-        for ann in self.src_session.scalars(stmt):
-            out.setdefault(ann.image_id, []).append(ann)
-        return out
+    def _add_images(self, conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+        now = now_param(conn)
+        values = [
+            (self.dest_id, self._path(r), r["sha256"], r["width"], r["height"], r["orientation"],
+             r["size_bytes"], r["split"], r["status"], None, 1, now, now)
+            for r in rows
+        ]  # fmt: skip
+        sql.insert_images(conn, values)
+        self.report.images_added += len(rows)
+        found = sql.images_by_sha(conn, self.dest_id, [r["sha256"] for r in rows])
+        return {sha: found[sha][0] for sha in found}
 
-    def _dest_images(self, shas: list[str]) -> dict[str, Image]:
-        stmt = select(Image).where(Image.dataset_id == self.dest.id, Image.sha256.in_(shas))
-        return {img.sha256: img for img in self.session.scalars(stmt)}
-
-    def _add(self, row: Image) -> Image:
-        path = stored_path(self.dest, resolve_path(self.src, row.path))
+    def _path(self, row: dict[str, Any]) -> str:
+        path = stored_path(self.dest, resolve_path(self.src, row["path"]))
         if path in self.paths:  # another photo under that name: keep both
-            path = str(Path(path).with_name(f"merged-{row.sha256[:8]}-{Path(path).name}"))
+            path = str(Path(path).with_name(f"merged-{row['sha256'][:8]}-{Path(path).name}"))
         self.paths.add(path)
-        image = Image(
-            dataset_id=self.dest.id, path=path, sha256=row.sha256,
-            width=row.width, height=row.height, orientation=row.orientation,
-            size_bytes=row.size_bytes, split=row.split, status=row.status, revision=1,
-        )  # fmt: skip
-        self.session.add(image)
-        self.report.images_added += 1
-        return image
+        return path
 
-    def _copy(self, image: Image, ann: Annotation, review: str) -> None:
-        new = Annotation(
-            dataset_id=self.dest.id, task=self.dest.task, image_id=image.id,
-            class_id=self.dest_ids[self.src_names[ann.class_id]], kind=ann.kind, x=ann.x,
-            y=ann.y, w=ann.w, h=ann.h, iscrowd=ann.iscrowd, points=ann.points, source="human",
-            run_id=None, score=ann.score, review=review, note=ann.note, author=ann.author,
-            revision=1,
-        )  # fmt: skip
-        self.session.add(new)
-        self.created.append(new)
+    def _copy(self, work: _Batch, image_id: int, lab: dict[str, Any], review: str) -> None:
+        class_id = self.dest_ids[self.src_names[lab["class_id"]]]
+        work.created.append({
+            **lab, "id": None, "dataset_id": self.dest_id, "task": self.task,
+            "image_id": image_id, "class_id": class_id, "source": "human", "run_id": None,
+            "review": review, "revision": 1, "layer": None,
+        })  # fmt: skip
         self.report.labels_added += 1
 
-    def _match(self, image: Image, anns: list[Annotation], group: Group) -> None:
-        mine = list(self.session.scalars(select(Annotation).where(Annotation.image_id == image.id)))
-        anns = [a for a in anns if a.review == "accepted"]
-        theirs = sorted(self._key(a.class_id, a, self.src_names) for a in anns)
-        names = {c.id: c.name for c in self.dest.classes}
-        accepted = sorted(self._key(a.class_id, a, names) for a in mine if a.review == "accepted")
-        pending = [self._key(a.class_id, a, names) for a in mine if a.review == "pending"]
-        if (
-            not theirs
-            or accepted == theirs
-            or all(pending.count(k) >= theirs.count(k) for k in theirs)
-        ):
+    def _match(
+        self, work: _Batch, image: Any, anns: list[dict[str, Any]], mine: list[dict[str, Any]]
+    ) -> None:
+        image_id, status, revision, flag = image
+        anns = [a for a in anns if a["review"] == "accepted"]
+        theirs = sorted(_key(a, self.src_names) for a in anns)
+        accepted = [a for a in mine if a["review"] == "accepted"]
+        ours = sorted(_key(a, self.dest_names) for a in accepted)
+        pending = [_key(a, self.dest_names) for a in mine if a["review"] == "pending"]
+        if not theirs or ours == theirs or all(pending.count(k) >= theirs.count(k) for k in theirs):
             return  # nothing to bring, the same labels, or merged already as pending
-        if not accepted:  # DEST holds no label of its own: SRC's are welcome
+        if not ours:  # DEST holds no label of its own: SRC's are welcome
             for ann in anns:
-                self._copy(image, ann, "accepted")
-            image.status = "labeled" if image.status == "unlabeled" else image.status
-            image.revision += 1
+                self._copy(work, image_id, ann, "accepted")
+            status = "labeled" if status == "unlabeled" else status
+            work.images.append(_image(image_id, status, flag, revision + 1))
             return
         self.report.conflicts += 1
         if self.mode == "keep":
             return
         if self.mode == "theirs":
-            for ann in mine:
-                if ann.review == "accepted":
-                    remove(self.session, group, ann)
+            work.deleted.extend(accepted)
         if self.mode == "both":
-            self._to_pending(image, [a for a in mine if a.review == "accepted"], group)
+            work.pending.extend(accepted)
         for ann in anns:
-            self._copy(image, ann, "accepted" if self.mode == "theirs" else "pending")
+            self._copy(work, image_id, ann, "accepted" if self.mode == "theirs" else "pending")
         if self.mode == "review":
-            image.flag = f"merge from {self.src.name}: its labels differ from this dataset's"
-        image.revision += 1
+            flag = f"merge from {self.src.name}: its labels differ from this dataset's"
+        work.images.append(_image(image_id, status, flag, revision + 1))
 
-    def _to_pending(self, image: Image, anns: list[Annotation], group: Group) -> None:
-        for ann in anns:
-            before = snapshot(ann)
-            ann.review, ann.revision = "pending", ann.revision + 1
-            group.add(self.dest.id, "review", image_id=image.id, annotation_id=ann.id,
-                      before=before, after=snapshot(ann))  # fmt: skip
+    def _write(self, conn: Connection, work: _Batch) -> None:
+        """The batch's changes and one history event per label changed, in that order:
+        deletions, labels turned pending, labels created."""
+        now, group = now_param(conn), uuid.uuid4().hex
+        events = [sql.event(self.dest_id, "delete", a, before=a) for a in work.deleted]
+        for ann in work.pending:
+            after = {**ann, "review": "pending", "revision": ann["revision"] + 1}
+            events.append(sql.event(self.dest_id, "review", ann, before=ann, after=after))
+        new_ids = sql.new_label_ids(conn, len(work.created))
+        for lab, new_id in zip(work.created, new_ids, strict=True):
+            lab["id"] = new_id
+        sql.delete_labels(conn, [a["id"] for a in work.deleted])
+        sql.make_pending(conn, [a["id"] for a in work.pending])
+        sql.insert_events(conn, events, self.author, now, group)
+        sql.insert_labels(conn, work.created, now)
+        sql.create_events(conn, work.created, self.author, now, group)
+        sql.update_images(conn, work.images)
 
-    @staticmethod
-    def _key(class_id: int, ann: Annotation, names: dict[int, str]) -> Key:
-        def r(v: float | None) -> float | None:
-            return None if v is None else round(v, 2)
 
-        return (names[class_id], ann.kind, r(ann.x), r(ann.y), r(ann.w), r(ann.h), ann.iscrowd)
+def _image(image_id: int, status: str, flag: str | None, revision: int) -> dict[str, Any]:
+    return {"b_id": image_id, "b_status": status, "b_flag": flag, "b_revision": revision}
+
+
+def _key(ann: dict[str, Any], names: dict[int, str]) -> Key:
+    def r(v: float | None) -> float | None:
+        return None if v is None else round(v, 2)
+
+    return (names[ann["class_id"]], ann["kind"], r(ann["x"]), r(ann["y"]), r(ann["w"]),
+            r(ann["h"]), bool(ann["iscrowd"]))  # fmt: skip
 
 
 def merge(
@@ -230,13 +244,11 @@ def merge(
     job = _Merge(src_session, src, session, dest, mapping, on_conflict)
     job.classes()
     ids = [r[0] for r in fetch_all(src_session.connection(), _ids(src))]
-    for start in range(0, len(ids), BATCH):
-        chunk = ids[start : start + BATCH]
-        job.batch(
-            list(src_session.scalars(select(Image).where(Image.id.in_(chunk)).order_by(Image.id)))
-        )
-        if progress:
-            progress(min(start + BATCH, len(ids)), len(ids))
+    with gc_paused():
+        for start in range(0, len(ids), BATCH):
+            job.batch(ids[start : start + BATCH])
+            if progress:
+                progress(min(start + BATCH, len(ids)), len(ids))
     return job.report
 
 

@@ -186,6 +186,8 @@ def _annotations(session: Session, ids: list[int]) -> list[Annotation]:
 
 
 def _changed(ann: Annotation, state: dict[str, Any]) -> bool:
+    if "points" in state and state["points"] != ann.points:  # events before points: no key
+        return True
     return any(getattr(ann, key) != state.get(key) for key in COMPARED)
 
 
@@ -205,7 +207,7 @@ def _edit(ann: Annotation, state: dict[str, Any], group: Group) -> None:
 
 def _recreate(session: Session, state: dict[str, Any], group: Group) -> None:
     ann = Annotation(id=state["id"])
-    _assign(ann, state)
+    _assign(ann, state)  # a polygon's points come back with it (snapshots carry them)
     ann.revision = int(state["revision"]) + 1
     session.add(ann)
     session.flush()

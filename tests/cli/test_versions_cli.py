@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -160,19 +162,35 @@ def counts(url: str, name: str) -> dict[str, int]:
     return out
 
 
-@pytest.mark.parametrize(
-    ("mode", "expected"),
-    [
-        ("keep", {"accepted": 12, "flagged": 0}),  # SRC: 11 labels (one deleted), dog->hound
-        ("theirs", {"accepted": 11, "flagged": 0}),
-        ("both", {"pending": 23, "flagged": 0}),
-        ("review", {"accepted": 12, "pending": 11, "flagged": 6}),
-    ],
-)
+MODES = [
+    ("keep", {"accepted": 12, "flagged": 0}),  # SRC: 11 labels (one deleted), dog->hound
+    ("theirs", {"accepted": 11, "flagged": 0}),
+    ("both", {"pending": 23, "flagged": 0}),
+    ("review", {"accepted": 12, "pending": 11, "flagged": 6}),
+]
+
+
+@pytest.mark.parametrize(("mode", "expected"), MODES)
 def test_merge_maps_classes_and_settles_conflicts(
     mode: str, expected: dict[str, int], tmp_path: Path, make_images: Any
 ) -> None:
-    dest_url, src_url = f"sqlite:///{tmp_path}/dest.db", f"sqlite:///{tmp_path}/src.db"
+    merge_flow(f"sqlite:///{tmp_path}/dest.db", tmp_path, make_images, mode, expected)
+
+
+@needs_postgres[0]
+@needs_postgres[1]
+@pytest.mark.parametrize(("mode", "expected"), [MODES[1], MODES[2], MODES[3]])
+def test_merge_into_postgres_from_sqlite(
+    pg_url: str, mode: str, expected: dict[str, int], tmp_path: Path, make_images: Any
+) -> None:
+    merge_flow(pg_url, tmp_path, make_images, mode, expected)
+
+
+def merge_flow(
+    dest_url: str, tmp_path: Path, make_images: Any, mode: str, expected: dict[str, int]
+) -> None:
+    """Dest and an SQLite source with the same photos; the source's labels edited."""
+    src_url = f"sqlite:///{tmp_path}/src.db"
     labelled(dest_url, make_images)
     labelled(src_url, make_images)  # the same photos (same bytes), labelled the same
     edit(src_url)
@@ -246,11 +264,18 @@ def bulk_dataset(url: str, name: str, n: int, boxes: int) -> None:
     store.close()
 
 
-def kill_during(url: str, args: list[str], delay: float) -> None:
+def kill_during(
+    url: str, args: list[str], delay: float, until: Callable[[], bool] | None = None
+) -> None:
+    """Run the command and kill -9 it after `delay` s, or once `until()` holds (checked for
+    up to 60 s)."""
     env = {**os.environ, "ANNOTATOR_DB": url}
     proc = subprocess.Popen([sys.executable, "-m", "annotator", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     time.sleep(delay)
+    deadline = time.monotonic() + 60
+    while until is not None and not until() and time.monotonic() < deadline:
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
@@ -264,16 +289,28 @@ def integrity(url: str) -> None:
 
 
 def test_kill_during_merge_then_rerun_finishes(db_url: str) -> None:
-    bulk_dataset(db_url, "src", 6000, 3)
+    bulk_dataset(db_url, "src", 12000, 3)
     runner(db_url)("init", "dest", "--task", "detection")
-    kill_during(db_url, ["merge", "src", "dest"], 2.5)
+    kill_during(db_url, ["merge", "src", "dest"], 0.5, lambda: _images_in(db_url, "dest") > 0)
     integrity(db_url)
     partial = counts(db_url, "dest")
-    assert partial["images"] % 1000 == 0  # whole batches only
+    assert 0 < partial["images"] < 12000 and partial["images"] % 1000 == 0  # whole batches
     assert partial.get("accepted", 0) == 3 * partial["images"]
     result = runner(db_url)("merge", "src", "dest")
     assert result.exit_code == 0, result.stderr
-    assert counts(db_url, "dest") == {"images": 6000, "accepted": 18000, "flagged": 0}
+    assert counts(db_url, "dest") == {"images": 12000, "accepted": 36000, "flagged": 0}
+
+
+def _images_in(url: str, name: str) -> int:
+    """Images of dataset `name`, read by plain sqlite3 (never waits for the writer)."""
+    path = url.removeprefix("sqlite:///")
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM images JOIN datasets ON datasets.id = images.dataset_id"
+            " WHERE datasets.name = ?",
+            (name,),
+        ).fetchone()
+    return int(row[0])
 
 
 def test_kill_during_restore_then_rerun_finishes(db_url: str) -> None:

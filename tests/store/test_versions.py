@@ -15,7 +15,9 @@ from annotator.annotation import Box
 from annotator.errors import ConflictError, InvalidInputError, NotFoundError
 from annotator.store import labels as L
 from annotator.store.datasets import add_classes, create_dataset, rename_class
-from annotator.store.models import Annotation, Dataset, Image
+from annotator.store.history import snapshot
+from annotator.store.merge import merge
+from annotator.store.models import Annotation, Dataset, HistoryEvent, Image
 from annotator.store.restore import COMPARED, restore
 from annotator.store.undo import undo
 from annotator.store.versions import (
@@ -174,3 +176,74 @@ def test_any_edits_then_restore_give_exactly_the_tag_state(store: Any, before: A
         apply(s, ds, after)
         restore(s, ds, "tag", "u")
         assert state(s, ds) == tagged
+
+
+# ---------------------------------------------------------------- polygon points, merge history
+
+POLYGON = [1.0, 1.0, 20.5, 1.0, 10.25, 18.0]
+
+
+def polygon(s: Any, image: Image, class_id: int) -> Annotation:
+    """A box with a polygon's points (as an import of a COCO or YOLO polygon stores it)."""
+    ann = L.add_box(s, image.id, class_id, Box(1, 1, 19.5, 17), "tester")
+    ann.points = list(POLYGON)
+    s.commit()
+    return ann
+
+
+def events(s: Any, ds: Dataset, action: str | None = None) -> list[HistoryEvent]:
+    stmt = select(HistoryEvent).where(HistoryEvent.dataset_id == ds.id).order_by(HistoryEvent.id)
+    return [e for e in s.scalars(stmt) if action is None or e.action == action]
+
+
+def test_history_keeps_polygon_points_and_restore_brings_them_back(store: Any) -> None:
+    with store.session() as s:
+        ds = make_dataset(s, 2)
+        a, b = images(s, ds)
+        shape = polygon(s, a, ds.classes[0].id)
+        plain = L.add_box(s, b.id, ds.classes[1].id, Box(2, 2, 5, 5), "tester")
+        create_snapshot(s, ds, "v1", "tester")
+        L.delete_annotation(s, shape.id, "tester")
+        L.delete_annotation(s, plain.id, "tester")
+        deleted = {e.annotation_id: e.before for e in events(s, ds, "delete")}
+        assert deleted[shape.id]["points"] == POLYGON
+        assert "points" not in deleted[plain.id]  # events of labels without stay as they were
+        assert restore(s, ds, "v1", "tester").labels_restored == 2
+        s.expire_all()
+        back = s.get(Annotation, shape.id)
+        assert back is not None and back.points == POLYGON
+        assert s.get(Annotation, plain.id).points is None  # type: ignore[union-attr]
+
+
+def test_merge_writes_one_event_per_label_and_restore_undoes_it(store: Any) -> None:
+    with store.session() as s:
+        src, dest = make_dataset(s, 2), make_dataset(s, 1)
+        shared, fresh = images(s, src)
+        images(s, dest)[0].sha256 = shared.sha256  # the same photo in both
+        s.commit()
+        polygon(s, fresh, src.classes[0].id)
+        L.add_box(s, shared.id, src.classes[1].id, Box(3, 3, 9, 9), "tester")
+        mine = L.add_box(s, images(s, dest)[0].id, dest.classes[0].id, Box(5, 5, 9, 9), "tester")
+        create_snapshot(s, dest, "before", "tester")
+        report = merge(s, src, s, dest, on_conflict="both")
+        assert (report.images_added, report.labels_added, report.conflicts) == (1, 2, 1)
+        s.expire_all()
+        created = events(s, dest, "create")[1:]  # after the label made before the snapshot
+        anns = {
+            a.id: a for a in s.scalars(select(Annotation).where(Annotation.dataset_id == dest.id))
+        }
+        assert sorted(e.annotation_id for e in created) == sorted(set(anns) - {mine.id})
+        for event in created:
+            assert event.after == snapshot(anns[event.annotation_id])
+        assert [a.points for a in anns.values() if a.points] == [POLYGON]
+        (review,) = events(s, dest, "review")
+        assert (review.before["review"], review.after["review"]) == ("accepted", "pending")
+        assert anns[mine.id].review == "pending"
+        restore(s, dest, "before", "tester")
+        s.expire_all()
+        left = list(s.scalars(select(Annotation).where(Annotation.dataset_id == dest.id)))
+        kept = [a.points for a in left if a.image_id != mine.image_id]  # the image added since
+        assert [(a.id, a.review) for a in left if a.image_id == mine.image_id] == [
+            (mine.id, "accepted")
+        ]
+        assert kept == [POLYGON]
