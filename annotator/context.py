@@ -1,8 +1,11 @@
-"""What every command needs to know from the command line before it runs: which database.
+"""What every command needs to know from the command line before it runs: which database, and
+the one way a command opens it (`with ctx.session() as s:`, the engine disposed at the end).
 Shared by the CLI commands and the TUI's launch command, which never import each other."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -10,6 +13,7 @@ import click
 
 if TYPE_CHECKING:
     from annotator.store.db import Store
+    from annotator.store.types import Session
 
 
 @dataclass
@@ -22,6 +26,18 @@ class Context:
         from annotator.store.db import open_store
 
         return open_store(self.db, create=create)
+
+    @contextmanager
+    def session(self, *, create: bool = False, readonly: bool = False) -> Iterator[Session]:
+        """One unit of work on the database: opens the store (an absent database is created
+        only with `create`), yields a session (`readonly`: it never waits for a writer and may
+        not write) and disposes the engine at the end, whatever happens."""
+        store = self.store(create=create)
+        try:
+            with store.session(readonly=readonly) as session:
+                yield session
+        finally:
+            store.close()
 
 
 pass_ctx = click.make_pass_decorator(Context)

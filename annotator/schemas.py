@@ -12,8 +12,7 @@ from pathlib import Path
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 MODELS = {
-    "dataset-config.json": "annotator.dataset_config:DatasetConfig",
-    "annotation-record.json": "annotator.records:AnnotationRecord",
+    "dataset-config.json": "annotator.cli.dataset_config:DatasetConfig",
     "export-manifest.json": "annotator.formats.manifest:Manifest",
     "settings.json": "annotator.config:Settings",
 }

@@ -42,7 +42,7 @@ def init(
     config_file: Path | None,
 ) -> None:
     """Create dataset NAME (and the database if absent), from options or a --config file."""
-    from annotator.dataset_config import ClassConfig, load_dataset_config, validated
+    from annotator.cli.dataset_config import ClassConfig, load_dataset_config, validated
     from annotator.errors import InvalidInputError
     from annotator.store.datasets import create_dataset, set_class_color
 
@@ -53,8 +53,7 @@ def init(
         config = validated(options, "init")
     else:
         raise InvalidInputError("init needs NAME and --task, or --config FILE")
-    store = ctx.store()
-    with store.session() as s:
+    with ctx.session(create=True) as s:
         classes = config.class_list()
         ds = create_dataset(
             s, config.name, config.task, [c.name for c in classes], root or config.root
@@ -79,8 +78,7 @@ def add(ctx: Context, name: str, sources: tuple[Path, ...], quiet: bool) -> None
     from annotator.store.images import add_images, check_sources
 
     check_sources(sources)  # before the progress bar starts
-    store = ctx.store(create=False)
-    with store.session() as s, progress_bar("adding") as update:
+    with ctx.session() as s, progress_bar("adding") as update:
         report = add_images(s, get_dataset(s, name), sources, progress=update)
     if not quiet:
         for bad in report.rejected:
@@ -101,8 +99,7 @@ def stats(ctx: Context, name: str, as_json: bool) -> None:
     from annotator.store.datasets import get_dataset
     from annotator.store.datasets import stats as compute
 
-    store = ctx.store(create=False)
-    with store.session(readonly=True) as s:
+    with ctx.session(readonly=True) as s:
         data = compute(s, get_dataset(s, name))
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=False))
@@ -159,8 +156,7 @@ def classes(
     """List, add, rename, remove or recolour the classes of dataset NAME."""
     from annotator.store import datasets as svc
 
-    store = ctx.store(create=False)
-    with store.session() as s:
+    with ctx.session() as s:
         ds = svc.get_dataset(s, name)
         if to_add:
             svc.add_classes(s, ds, [n for v in to_add for n in _split_names(v)])
@@ -192,8 +188,7 @@ def datasets(ctx: Context) -> None:
     from annotator.store.datasets import list_datasets
     from annotator.store.datasets import stats as compute
 
-    store = ctx.store(create=False)
-    with store.session(readonly=True) as s:
+    with ctx.session(readonly=True) as s:
         rows = []
         for ds in list_datasets(s):
             data = compute(s, ds)

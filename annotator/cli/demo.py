@@ -52,8 +52,7 @@ def _import(ctx: Context, name: str, task: str, source: Path, images: Path) -> N
     from annotator.store.images import add_images
     from annotator.store.splits import assign_splits
 
-    store = ctx.store()
-    with store.session() as s:
+    with ctx.session(create=True) as s:
         report = import_source(s, "coco", source, name, task=task, images=images)
         for problem in report.problems:
             err(f"problem: {problem}")
@@ -75,8 +74,7 @@ def _prelabel(ctx: Context, name: str) -> None:
     from annotator.store.datasets import get_dataset
 
     options = PrelabelOptions("mobilenet_v2", weights=weights, only_unlabeled=True, workers=0)
-    store = ctx.store()
-    with store.session() as s, progress_bar(f"prelabelling {name}") as update:
+    with ctx.session(create=True) as s, progress_bar(f"prelabelling {name}") as update:
         report = prelabel(s, get_dataset(s, name), options, update)
     made, seen = report.predictions, report.processed
     click.echo(f"{name}: mobilenet_v2 made {made} prelabels on {seen} images")

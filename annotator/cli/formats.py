@@ -99,8 +99,7 @@ def _run_import(ctx: Context, fmt: str, source: Path, dataset: str, task: str | 
                 quiet: bool, images: Path | None) -> None:  # fmt: skip
     from annotator.formats.importing import import_source
 
-    store = ctx.store()
-    with store.session() as s, lazy_bar(f"importing {fmt}") as update:
+    with ctx.session(create=True) as s, lazy_bar(f"importing {fmt}") as update:
         report = import_source(s, fmt, source, dataset, task=task, images=images, progress=update)
     for note in report.notes:
         err(f"note: {note}")
@@ -144,8 +143,7 @@ def export(ctx: Context, fmt: str, name: str, dest: Path, media: str, overwrite:
     DEST is built beside itself and renamed into place at the end."""
     from annotator.formats.exporting import export_dataset
 
-    store = ctx.store(create=False)
-    with store.session(readonly=True) as s, lazy_bar(f"exporting {fmt}") as update:
+    with ctx.session(readonly=True) as s, lazy_bar(f"exporting {fmt}") as update:
         report = export_dataset(s, fmt, name, dest, media=media, overwrite=overwrite,
                                 include_pending=include_pending, progress=update,
                                 allow_leakage=allow_leakage, at=at)  # fmt: skip
@@ -173,8 +171,7 @@ def split(ctx: Context, name: str, ratios: str, seed: int, reassign: bool) -> No
     from annotator.store.splits import assign_splits, parse_ratios
 
     parsed = parse_ratios(ratios)
-    store = ctx.store(create=False)
-    with store.session() as s, lazy_bar("splitting") as update:
+    with ctx.session() as s, lazy_bar("splitting") as update:
         report = assign_splits(s, get_dataset(s, name), parsed, seed=seed, reassign=reassign,
                                progress=update)  # fmt: skip
     assigned = ", ".join(f"{k} {v}" for k, v in report.assigned.items()) or "none"

@@ -43,8 +43,7 @@ def embed(
     from annotator.store.datasets import get_dataset
 
     options = EmbedOptions(arch, weights, batch_size, device, limit, workers)
-    store = ctx.store(create=False)
-    with store.session() as s, contextlib.ExitStack() as stack:
+    with ctx.session() as s, contextlib.ExitStack() as stack:
         report = run_embed(s, get_dataset(s, name), options, progress=_lazy_bar(stack))
     for bad in report.bad:
         err(f"skipped {bad.path}: {bad.reason}")
@@ -91,8 +90,7 @@ def train(
     from annotator.learn.train import train as run_train
     from annotator.store.datasets import get_dataset
 
-    store = ctx.store(create=False)
-    with store.session() as s:
+    with ctx.session() as s:
         report = run_train(s, get_dataset(s, name), TrainOptions(embeddings, folds, threshold))
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))

@@ -62,8 +62,7 @@ def prelabel(
                               only_unlabeled, limit, force, workers)  # fmt: skip
     if shared and (limit is not None or force):
         raise click.UsageError("--worker shares one run: --limit and --force do not apply")
-    store = ctx.store(create=False)
-    with store.session() as s, contextlib.ExitStack() as stack:
+    with ctx.session() as s, contextlib.ExitStack() as stack:
         ds = get_dataset(s, name)
         if shared:
             report = _as_worker(s, ds, options, _lazy_bar(stack))
@@ -126,8 +125,7 @@ def runs(ctx: Context, name: str, as_json: bool) -> None:
     from annotator.store.leases import holders, remaining
     from annotator.store.predictions import list_runs
 
-    store = ctx.store(create=False)
-    with store.session() as s:
+    with ctx.session() as s:
         ds = get_dataset(s, name)
         live: dict[str, list[str]] = {}
         for h in holders(s, ds.id, "run:"):
@@ -174,8 +172,7 @@ def evaluate(ctx: Context, name: str, run_id: int | None, as_json: bool) -> None
     from annotator.prelabel.evaluate import evaluate as compute
     from annotator.store.datasets import get_dataset
 
-    store = ctx.store(create=False)
-    with store.session() as s:
+    with ctx.session() as s:
         result = compute(s, get_dataset(s, name), run_id)
     if as_json:
         click.echo(json.dumps(result, indent=2))

@@ -37,8 +37,7 @@ def suspects(
     from annotator.store.datasets import current_user, get_dataset
     from annotator.store.suspects import confirm, open_flags
 
-    store = ctx.store(create=False)
-    with store.session() as s:
+    with ctx.session() as s:
         ds = get_dataset(s, name)
         if confirm_id is not None:
             confirm(s, ds, confirm_id, current_user())
@@ -112,8 +111,7 @@ def dupes(
     from annotator.store.datasets import get_dataset
     from annotator.store.dupes import keep_only, list_groups, restore_group
 
-    store = ctx.store(create=False)
-    with store.session() as s:
+    with ctx.session() as s:
         ds = get_dataset(s, name)
         if keep_id is not None:
             group = keep_only(s, ds, keep_id)

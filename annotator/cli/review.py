@@ -36,8 +36,7 @@ def _push(ctx: Context, name: str, fo_dataset: str | None, full: bool,
     from annotator.review.push import push as run_push
     from annotator.store.datasets import get_dataset
 
-    store = ctx.store(create=False)
-    with store.session() as s, progress_bar("pushing", "samples") as update:
+    with ctx.session() as s, progress_bar("pushing", "samples") as update:
         report = run_push(s, get_dataset(s, name), fo_name=fo_dataset, full=full,
                           threshold=threshold, progress=update)  # fmt: skip
     how = "rebuilt" if report.rebuilt else "updated"
@@ -113,8 +112,7 @@ def pull(ctx: Context, name: str, fo_dataset: str | None) -> None:
     from annotator.review.pull import pull as run_pull
     from annotator.store.datasets import get_dataset
 
-    store = ctx.store(create=False)
-    with store.session() as s, progress_bar("updating FiftyOne", "samples") as update:
+    with ctx.session() as s, progress_bar("updating FiftyOne", "samples") as update:
         report = run_pull(s, get_dataset(s, name), fo_name=fo_dataset, progress=update)
     for line in report.ignored:
         err(f"ignored: {line}")

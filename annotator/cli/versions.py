@@ -25,7 +25,7 @@ def snapshot(ctx: Context, name: str, tag: str, message: str | None) -> None:
     from annotator.store.datasets import current_user, get_dataset
     from annotator.store.versions import create_snapshot
 
-    with ctx.store(create=False).session() as s:
+    with ctx.session() as s:
         snap = create_snapshot(s, get_dataset(s, name), tag, current_user(), message)
         click.echo(
             f"snapshot {snap.tag} of {name!r} at history position {snap.position}: "
@@ -42,7 +42,7 @@ def snapshots(ctx: Context, name: str, as_json: bool) -> None:
     from annotator.store.datasets import get_dataset
     from annotator.store.versions import list_snapshots
 
-    with ctx.store(create=False).session() as s:
+    with ctx.session() as s:
         rows = [_snapshot_record(x) for x in list_snapshots(s, get_dataset(s, name))]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -76,7 +76,7 @@ def diff(ctx: Context, name: str, source: str | None, target: str | None, as_jso
     from annotator.store.datasets import get_dataset
     from annotator.store.versions import default_points, diff, resolve_point
 
-    with ctx.store(create=False).session() as s:
+    with ctx.session() as s:
         ds = get_dataset(s, name)
         start, end = default_points(s, ds)
         start = resolve_point(s, ds, source) if source else start
@@ -102,7 +102,7 @@ def restore(ctx: Context, name: str, tag: str) -> None:
     from annotator.store.datasets import current_user, get_dataset
     from annotator.store.restore import restore as run
 
-    with ctx.store(create=False).session() as s:
+    with ctx.session() as s:
         click.echo(run(s, get_dataset(s, name), tag, current_user()).summary())
 
 
@@ -123,21 +123,15 @@ def merge(ctx: Context, src: str, dest: str, from_db: str | None, mapping: str |
 
     Safe to re-run after an interruption: what is merged already is skipped."""
     from annotator.store.datasets import get_dataset
-    from annotator.store.db import open_store
     from annotator.store.merge import merge as run
     from annotator.store.merge import parse_map
 
     parsed = parse_map(mapping)
-    store = ctx.store(create=False)
-    other = open_store(from_db, create=False) if from_db else None
-    try:
-        with store.session() as s, ExitStack() as stack, lazy_bar("merging") as update:
-            o = stack.enter_context(other.session()) if other else s  # one database: one session
-            report = run(o, get_dataset(o, src), s, get_dataset(s, dest), mapping=parsed,
-                         on_conflict=on_conflict, progress=update)  # fmt: skip
-    finally:
-        if other is not None:
-            other.close()
+    with ExitStack() as stack, lazy_bar("merging") as update:
+        s = stack.enter_context(ctx.session())
+        o = stack.enter_context(Context(from_db).session()) if from_db else s  # one database
+        report = run(o, get_dataset(o, src), s, get_dataset(s, dest), mapping=parsed,
+                     on_conflict=on_conflict, progress=update)  # fmt: skip
     if report.classes_added:
         err(f"note: classes added to {dest}: {', '.join(report.classes_added)}")
     click.echo(report.summary(on_conflict))
@@ -157,7 +151,7 @@ def rm(ctx: Context, name: str, images: tuple[str, ...], where: str | None) -> N
 
     if bool(images) == bool(where):
         raise InvalidInputError("name IMAGES or give --where status=VALUE (not both)")
-    with ctx.store(create=False).session() as s:
+    with ctx.session() as s:
         ds = get_dataset(s, name)
         count = remove_images(s, ds, images_to_remove(s, ds, list(images), where), current_user())
     click.echo(f"removed {count} images from {name!r}")
@@ -172,6 +166,6 @@ def mv(ctx: Context, name: str, new: str) -> None:
     from annotator.store.datasets import get_dataset
     from annotator.store.removing import rename_dataset
 
-    with ctx.store(create=False).session() as s:
+    with ctx.session() as s:
         rename_dataset(s, get_dataset(s, name), new)
     click.echo(f"renamed {name!r} to {new!r}")
