@@ -12,6 +12,11 @@ def test_schema_files_are_fresh() -> None:
     assert schemas.stale() == [], "run: python -m annotator.schemas --write"
 
 
+def test_every_schema_file_has_its_model() -> None:
+    """No file in schemas/ outlives the model it described."""
+    assert sorted(p.name for p in schemas.SCHEMA_DIR.glob("*.json")) == sorted(schemas.MODELS)
+
+
 def test_staleness_is_detected(tmp_path: Path) -> None:
     schemas.write(tmp_path)
     assert schemas.stale(tmp_path) == []
