@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -32,7 +33,9 @@ def probe_batches(
     """The probe results of each batch of paths, in order, probing ahead."""
     processes = total >= PROCESS_MIN and (os.cpu_count() or 1) > 1 and workers > 1
     pool: Executor = (
-        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent
+        )
         if processes
         else ThreadPoolExecutor(max_workers=max(1, workers))
     )
@@ -47,6 +50,20 @@ def probe_batches(
                 return
             futures = pending.popleft()
             yield _collect(futures) if processes else [f.result() for f in futures]
+
+
+def die_with_parent() -> None:
+    """A worker is killed with the import (a kill -9 of it leaves no worker behind: they would
+    wait for work forever). Linux's PR_SET_PDEATHSIG; elsewhere the workers outlive it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() == 1:  # pragma: no cover - the import died before the call
+        os._exit(0)
 
 
 def _submit_each(pool: Executor, paths: Sequence[str]) -> list[Future[Any]]:

@@ -54,3 +54,54 @@ def test_processes_and_threads_agree(
     assert [str(w.message) for w in caught if "EXIF" in str(w.message)] == [
         f"{tmp_path / 'odd.jpg'}: Corrupt EXIF data.  Expecting to read 12 bytes but only got 0. "
     ]
+
+
+CHILD = """
+import sys, time
+from pathlib import Path
+import annotator.store.probing as probing
+probing.PROCESS_MIN = 0
+real = probing._probe_part
+def slow(paths):
+    time.sleep(0.5)
+    return real(paths)
+probing._probe_part = slow
+paths = [str(p) for p in sorted(Path(sys.argv[1]).glob("ok*.jpg"))]
+batches = probing.probe_batches([paths] * 50, 50 * len(paths), 2)
+next(batches)
+import multiprocessing
+print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc (Linux)")
+def test_a_killed_import_leaves_no_worker_behind(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    _files(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    workers = [int(p) for p in proc.stdout.readline().split()]
+    assert workers and all(_alive(p) for p in workers)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in workers)
