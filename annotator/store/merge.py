@@ -5,7 +5,9 @@ its human and accepted or pending labels; an image in both whose labels differ i
 settled by `on_conflict`: keep DEST's, take SRC's (`theirs`), keep both as pending for review
 (`both`), or add SRC's as pending and flag the image for a person (`review`). Work goes in
 batches, one transaction and history group each: a kill leaves whole batches, and a re-run
-finds what is merged already (same labels, or SRC's labels already pending) and skips it."""
+finds what is merged already (same labels, or SRC's labels already pending) and skips it.
+A batch is planned here on plain rows and written by `annotator.store.merge_sql` in a few
+whole-batch statements, still one history event per label created, deleted or made pending."""
 
 from __future__ import annotations
 
