@@ -9,8 +9,8 @@ weights from the installed test package; `--features pixels` uses the digits' ow
 instead, no torch), then `suspects`: precision at k = the number flipped (target >= 0.8) and
 recall over all it flags (target >= 0.8).
 
-dupes: 1,000 pictures (crops of scikit-image's bundled photos, flipped or turned for variety,
-and digits) plus 200 altered copies (resized to 50-90%, JPEG quality 30-70, cropped by up to
+dupes: 1,000 photos (non-overlapping tiles of random sizes, 32-96 px a side, cut from every
+photograph bundled with scikit-image and scikit-learn; flat tiles left out) plus 200 altered copies (resized to 50-90%, JPEG quality 30-70, cropped by up to
 10%, brightness +-20%), added with `add` (pHash at add), then `dupes`: precision and recall of
 the pairs it groups against the planted (original, copy) pairs (target >= 0.95 each).
 
@@ -29,9 +29,18 @@ from typing import Any
 
 import numpy as np
 
-SOURCES = ("astronaut", "camera", "coffee", "chelsea", "rocket", "hubble_deep_field", "coins",
-           "moon", "page", "text", "brick", "grass", "gravel", "retina", "clock",
-           "immunohistochemistry", "cell", "colorwheel")  # fmt: skip
+# Every photograph bundled with scikit-image (stereo_motorcycle: its left view only; the right
+# view is a near-copy of it), and scikit-learn's two sample photos. Left out of scikit-image:
+# drawings and synthetic pictures (binary_blobs, checkerboard, colorwheel, horse, logo,
+# shepp_logan_phantom), cat (chelsea again), lfw_subset (25x25 aligned face thumbnails, smaller
+# than a tile) and those needing a download (brain, cells3d, eagle, human_mitosis, kidney,
+# lily, nickel_solidification, palisades_of_vogt, protein_transport, skin, vortex). scipy's
+# `face` needs a download too (pooch), which this machine cannot make.
+PHOTOS = ("astronaut", "brick", "camera", "cell", "chelsea", "clock", "coffee", "coins", "grass",
+          "gravel", "hubble_deep_field", "immunohistochemistry", "microaneurysms", "moon", "page",
+          "retina", "rocket", "stereo_motorcycle", "text")  # fmt: skip
+TILE_SIDES = (32, 96)  # each tile's width and height, drawn at random
+MIN_TILE_STD = 8.0  # grey-level spread below which a tile is flat (sky, black background)
 MOBILENET_FILE = "mobilenet_v2-b0353104.pth"
 
 
@@ -126,37 +135,45 @@ def _mobilenet_weights() -> Path:
 # ------------------------------------------------------------------ dupes
 
 
-def crops(count: int, rng: random.Random) -> list[Any]:
-    """`count` crops of the bundled photos (overlapping one another by under 30%), each
-    flipped or turned at random."""
+def photos() -> list[Any]:
+    """The bundled photographs (see PHOTOS), as RGB pictures."""
     import skimage.data
     from PIL import Image
+    from sklearn.datasets import load_sample_images
 
-    sources = [Image.fromarray(getattr(skimage.data, n)()).convert("RGB") for n in SOURCES]
-    placed: dict[int, list[tuple[int, int, int, int]]] = {i: [] for i in range(len(sources))}
-    out: list[Any] = []
-    while len(out) < count:
-        index = rng.randrange(len(sources))
-        src = sources[index]
-        side = rng.randint(72, min(200, *src.size))
-        x, y = rng.randint(0, src.width - side), rng.randint(0, src.height - side)
-        box = (x, y, x + side, y + side)
-        if any(_iou(box, other) > 0.3 for other in placed[index]):
-            continue
-        placed[index].append(box)
-        picture = src.crop(box)
-        turn = rng.choice([None, Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.ROTATE_90,
-                           Image.Transpose.ROTATE_270])  # fmt: skip
-        out.append(picture.transpose(turn) if turn is not None else picture)
-    return out
+    arrays = [getattr(skimage.data, name)() for name in PHOTOS]
+    arrays[PHOTOS.index("stereo_motorcycle")] = skimage.data.stereo_motorcycle()[0]
+    arrays += list(load_sample_images().images)
+    return [Image.fromarray(a).convert("RGB") for a in arrays]
 
 
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / area
+def tiles(count: int, rng: random.Random) -> list[Any]:
+    """`count` distinct pictures: every photo cut into non-overlapping tiles of random sizes
+    (rows of random height, each cut into random widths), flat tiles left out, `count` of the
+    rest drawn at random (all of them, and a message, when there are fewer)."""
+    cut = []
+    for picture in photos():
+        grey = np.asarray(picture.convert("L"), dtype=np.float32)
+        for x0, y0, x1, y1 in _tile_boxes(picture.width, picture.height, rng):
+            if grey[y0:y1, x0:x1].std() >= MIN_TILE_STD:
+                cut.append(picture.crop((x0, y0, x1, y1)))
+    if len(cut) < count:
+        print(f"only {len(cut)} tiles with content (asked for {count}): using them all")
+        return cut
+    return rng.sample(cut, count)
+
+
+def _tile_boxes(width: int, height: int, rng: random.Random) -> list[tuple[int, int, int, int]]:
+    low, high = TILE_SIDES
+    boxes, y = [], 0
+    while height - y >= low:
+        h, x = min(rng.randint(low, high), height - y), 0
+        while width - x >= low:
+            w = min(rng.randint(low, high), width - x)
+            boxes.append((x, y, x + w, y + h))
+            x += w
+        y += h
+    return boxes
 
 
 def altered(picture: Any, rng: random.Random) -> bytes:
@@ -182,8 +199,7 @@ def bench_dupes(max_distance: int, embed_first: bool, min_cosine: float) -> dict
     from annotator.store.images import add_images
 
     rng = random.Random(0)
-    digits, _ = digit_pictures()
-    pictures = crops(600, rng) + rng.sample(digits, 400)
+    pictures = tiles(1000, rng)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"
         folder.mkdir()
@@ -221,26 +237,47 @@ def bench_dupes(max_distance: int, embed_first: bool, min_cosine: float) -> dict
 
 
 def bench_dupes_scale(count: int = 100_000, max_distance: int = 6) -> dict[str, float]:
-    """Search and group `count` hashes: pHash-like (32 of 64 bits set), 1% planted copies a
-    few bits away."""
-    from annotator.learn.dupes import group_members, near_pairs
+    """Search, confirm and group `count` images' signatures as `dupes` holds them: 19 pHash-like
+    view hashes each (the whole picture: 32 of 64 bits set; each other view a few bits from it)
+    and 19 8x8 thumbnails; 1% planted copies whose whole picture is a view of an original a few
+    bits away, with that view's thumbnail plus noise."""
+    from annotator.learn.dupes import ALIGNMENTS, THUMB, Signatures, confirmed_pairs, group_members
 
     rng = np.random.default_rng(0)
-    bits = np.argsort(rng.random((count, 64)), axis=1) < 32
-    hashes = (bits.astype(np.uint64) << np.arange(64, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+    views = len(ALIGNMENTS)
+    hashes = _random_hashes(rng, count)[:, None].repeat(views, axis=1)
+    for view in range(1, views):
+        hashes[:, view] = _flip(rng, hashes[:, view], 2, 10)
+    thumbs = rng.integers(0, 256, size=(count, views, THUMB**2), dtype=np.uint8)
     planted = count // 100
-    for row in range(planted):
-        copy = hashes[row]
-        for bit in rng.choice(64, size=rng.integers(1, max_distance + 1), replace=False):
-            copy ^= np.uint64(1) << np.uint64(bit)
-        hashes[count - planted + row] = copy
+    originals, copies = np.arange(planted), np.arange(count - planted, count)
+    view = rng.integers(0, views, size=planted)
+    hashes[copies, 0] = _flip(rng, hashes[originals, view], 0, max_distance)
+    noise = rng.integers(-12, 13, size=(planted, THUMB**2))
+    thumbs[copies, 0] = np.clip(thumbs[originals, view].astype(int) + noise, 0, 255)
     started = time.perf_counter()
-    pairs, distances = near_pairs(hashes, max_distance)
+    pairs, distances = confirmed_pairs(Signatures(list(range(count)), hashes, thumbs),
+                                       max_distance)  # fmt: skip
     groups = group_members(list(range(count)), pairs, distances)
     seconds = time.perf_counter() - started
-    print(f"dupes at scale: {count:,} hashes searched and grouped in {seconds:.1f} s (target "
-          f"<= 60 s); {len(groups)} groups ({planted} planted)")  # fmt: skip
+    print(f"dupes at scale: {count:,} images ({views} views each) searched, confirmed and "
+          f"grouped in {seconds:.1f} s (target <= 60 s); {len(groups)} groups ({planted} "
+          "planted)")  # fmt: skip
     return {"seconds": seconds, "groups": len(groups)}
+
+
+def _random_hashes(rng: np.random.Generator, count: int) -> np.ndarray:
+    bits = np.argsort(rng.random((count, 64)), axis=1) < 32
+    return (bits.astype(np.uint64) << np.arange(64, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+
+
+def _flip(rng: np.random.Generator, hashes: np.ndarray, low: int, high: int) -> np.ndarray:
+    """`hashes` with low to high random bits of each flipped."""
+    flips = rng.integers(low, high + 1, size=(len(hashes), 1))
+    chosen = np.argsort(rng.random((len(hashes), 64)), axis=1) < flips
+    return hashes ^ (chosen.astype(np.uint64) << np.arange(64, dtype=np.uint64)).sum(
+        axis=1, dtype=np.uint64
+    )
 
 
 def main() -> None:

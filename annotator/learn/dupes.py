@@ -1,12 +1,17 @@
-"""Near-duplicate images: pHashes backfilled for images added before hashing existed (or whose
-pixels failed to decode then), pairs within a Hamming distance found with numpy, confirmed by
-embedding cosine where both images have an embedding, and joined into groups (connected
-components) that the store keeps.
+"""Near-duplicate images, robust to resizing, re-encoding, brightness and crops of up to 10%.
+Every image is decoded once per run (threads): its pHash is stored when it had none, and kept in
+memory for this run are the pHash and an 8x8 grey thumbnail of 19 views of it (the whole picture
+and views 5% and 10% smaller, anchored at each corner, edge and the centre). A pair is a
+candidate when one whole picture is within a Hamming distance of any view of the other, and is
+confirmed when the thumbnails correlate (brightness- and contrast-free), and by embedding cosine
+where both images have one. Groups use complete linkage: a chain of close pairs A~B~C never
+puts A and C together unless they are close too.
 
 The search is exact and needs no index library: by the pigeonhole principle two 64-bit hashes
-at most d bits apart agree exactly on at least one of d + 1 disjoint bit chunks, so only hashes
-sharing a chunk value (neighbours once sorted by it) are compared, with XOR and popcount.
-numpy and scipy are imported inside functions."""
+at most d bits apart agree exactly on at least one of d + 1 disjoint bit chunks, so each view
+is compared only with the whole pictures sharing a chunk value (found by binary search in the
+sorted chunk values), with XOR and popcount. imagehash and numpy are imported inside
+functions."""
 
 from __future__ import annotations
 
@@ -14,14 +19,15 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from annotator.errors import InvalidInputError, MissingDependencyError
 from annotator.store.dupes import (
-    images_without_phash,
-    load_phashes,
-    phash_file,
+    HASH_DECODE_SIZE,
+    hash_rows,
     replace_groups,
+    to_signed,
     write_phashes,
 )
 from annotator.store.embeddings import embedding_counts, load_embeddings
@@ -32,8 +38,14 @@ from annotator.store.types import ProgressFn, Session
 if TYPE_CHECKING:
     import numpy as np
 
+ALIGNMENTS = [(0.0, 0.0, 0.0)] + [
+    (cut, fx, fy) for cut in (0.05, 0.1) for fy in (0.0, 0.5, 1.0) for fx in (0.0, 0.5, 1.0)
+]  # (cut, where the cut falls left/top): the whole picture, then 5% and 10% smaller views
+THUMB = 8  # thumbnails are THUMB x THUMB grey pixels
 BATCH = 500
 MIN_COSINE = 0.9
+MIN_CORRELATION = 0.9
+PAIR_BUDGET = 4_000_000  # hash comparisons held in memory at once by the search
 
 
 @dataclass
@@ -41,13 +53,23 @@ class DupesReport:
     hashed: int = 0  # pHashes backfilled by this run
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     images: int = 0  # images searched (those with a pHash)
-    pairs: int = 0  # pairs within the distance
+    pairs: int = 0  # pairs within the distance, confirmed
+    rejected_by_pixels: int = 0  # pairs within the distance whose thumbnails differ
     rejected_by_embedding: int = 0  # of those, pairs the embeddings say differ
     embedding_model: str | None = None
     groups: int = 0
     grouped_images: int = 0
     marked: int = 0  # images still marked duplicates
     seconds: float = 0.0  # the search and grouping, hashing excluded
+
+
+@dataclass
+class Signatures:
+    """Per image: the pHash and a grey thumbnail of each of the ALIGNMENTS views."""
+
+    image_ids: list[int]
+    hashes: np.ndarray  # n x len(ALIGNMENTS) uint64; column 0 the whole picture
+    thumbs: np.ndarray  # n x len(ALIGNMENTS) x THUMB**2 uint8
 
 
 def require_imagehash() -> None:
@@ -59,46 +81,95 @@ def require_imagehash() -> None:
         ) from None
 
 
-def backfill_phashes(
+def signature_file(path: str) -> tuple[list[int], np.ndarray]:
+    """The pHashes (unsigned; the first is `phash_file`'s) and thumbnails of the ALIGNMENTS
+    views of an image file, as displayed."""
+    import imagehash
+    import numpy as np
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    with PILImage.open(path) as img:
+        if img.format == "JPEG":
+            img.draft("L", HASH_DECODE_SIZE)
+        grey = ImageOps.exif_transpose(img).convert("L")
+    hashes, thumbs = [], []
+    for box in _boxes(*grey.size):
+        view = grey.crop(box)
+        bits = np.packbits(imagehash.phash(view).hash.flatten())
+        hashes.append(int.from_bytes(bits.tobytes(), "big"))
+        thumb = view.resize((THUMB, THUMB), PILImage.Resampling.BOX)
+        thumbs.append(np.asarray(thumb, dtype=np.uint8).ravel())
+    return hashes, np.stack(thumbs)
+
+
+def _boxes(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    out = []
+    for cut, fx, fy in ALIGNMENTS:
+        left, top = round(fx * cut * width), round(fy * cut * height)
+        right = max(left + 1, round(width - (1 - fx) * cut * width))
+        out.append((left, top, right, max(top + 1, round(height - (1 - fy) * cut * height))))
+    return out
+
+
+def compute_signatures(
     session: Session, ds: Dataset, progress: ProgressFn | None = None, workers: int = 4
-) -> tuple[int, list[tuple[str, str]]]:
-    """Compute the pHash of every image of `ds` that has none (threads decode; one commit per
-    batch, so a killed run keeps what it did). Returns (hashed, [(path, reason) unreadable])."""
-    todo = images_without_phash(session, ds.id)
-    hashed, bad = 0, list[tuple[str, str]]()
+) -> tuple[Signatures, int, list[tuple[str, str]]]:
+    """Decode every image of `ds` once (threads) for its signature, storing the pHash of those
+    that had none (one commit per batch, so a killed run keeps what it did). Returns the
+    signatures, how many pHashes were stored, and [(path, reason)] of unreadable images."""
+    import numpy as np
+
+    rows = hash_rows(session, ds.id)
+    ids, hashes, thumbs, bad, stored = list[int](), [], [], list[tuple[str, str]](), 0
     if progress:
-        progress(0, len(todo))
-    for done, results in _hashed_batches(ds, todo, workers):
-        ok = [(image_id, value) for image_id, value, _ in results if isinstance(value, int)]
-        bad.extend((path, str(value)) for _, value, path in results if isinstance(value, str))
-        write_phashes(session, ok)
-        hashed += len(ok)
+        progress(0, len(rows))
+    for done, results in _signed_batches(ds, rows, workers):
+        new = []
+        for (image_id, _, had), (value, path) in results:
+            if isinstance(value, str):
+                bad.append((path, value))
+                continue
+            ids.append(image_id)
+            hashes.append(value[0])
+            thumbs.append(value[1])
+            if not had:
+                new.append((image_id, to_signed(value[0][0])))
+        if new:
+            write_phashes(session, new)
+            stored += len(new)
         if progress:
-            progress(done, len(todo))
-    return hashed, bad
+            progress(done, len(rows))
+    shape = (0, len(ALIGNMENTS))
+    matrix = np.array(hashes, dtype=np.uint64) if hashes else np.zeros(shape, dtype=np.uint64)
+    pixels = np.stack(thumbs) if thumbs else np.zeros((*shape, THUMB**2), dtype=np.uint8)
+    return Signatures(ids, matrix, pixels), stored, bad
 
 
-def _hashed_batches(
-    ds: Dataset, todo: list[tuple[int, str]], workers: int
-) -> Iterator[tuple[int, list[tuple[int, int | str, str]]]]:
-    def one(item: tuple[int, str]) -> tuple[int, int | str, str]:
-        image_id, stored = item
-        path = resolve_path(ds, stored)
+Signed = tuple[tuple[list[int], "np.ndarray"] | str, str]
+
+
+def _signed_batches(
+    ds: Dataset, rows: list[tuple[int, str, bool]], workers: int
+) -> Iterator[tuple[int, list[tuple[tuple[int, str, bool], Signed]]]]:
+    def one(row: tuple[int, str, bool]) -> Signed:
+        path = str(resolve_path(ds, row[1]))
         try:
-            value = phash_file(str(path))
+            return signature_file(path), path
         except Exception as exc:  # unreadable, vanished or undecodable: reported, not fatal
-            return image_id, f"cannot hash ({type(exc).__name__}: {exc})", str(path)
-        return image_id, value if value is not None else "imagehash missing", str(path)
+            return f"cannot hash ({type(exc).__name__}: {exc})", path
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for start in range(0, len(todo), BATCH):
-            chunk = todo[start : start + BATCH]
-            yield start + len(chunk), list(pool.map(one, chunk))
+        for start in range(0, len(rows), BATCH):
+            chunk = rows[start : start + BATCH]
+            yield start + len(chunk), list(zip(chunk, pool.map(one, chunk), strict=True))
 
 
 def _chunks(max_distance: int) -> list[tuple[int, int]]:
-    """(shift, width) of max_distance + 1 disjoint bit chunks covering 64 bits."""
-    count = max_distance + 1
+    """(shift, width) of disjoint bit chunks covering 64 bits, so many (at least 3, and more
+    than max_distance / 2) that two hashes at most max_distance bits apart differ in at most
+    one bit of some chunk."""
+    count = max(3, max_distance // 2 + 1)
     widths = [64 // count + (1 if i < 64 % count else 0) for i in range(count)]
     shifts = [sum(widths[:i]) for i in range(count)]
     return list(zip(shifts, widths, strict=True))
@@ -107,51 +178,89 @@ def _chunks(max_distance: int) -> list[tuple[int, int]]:
 def near_pairs(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
     """All index pairs (i < j) of `hashes` (uint64) at most `max_distance` bits apart, as an
     M x 2 array, and their distances. Exact (see the module docstring)."""
+    return view_pairs(hashes.reshape(-1, 1), max_distance)
+
+
+def view_pairs(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs (i < j) of `hashes` (n x views, uint64; column 0 the whole picture) where one
+    whole picture is at most `max_distance` bits from any view of the other, as an M x 2 array,
+    and the least such distance of each. Exact: every view is looked up among the whole
+    pictures whose value of some chunk (see `_chunks`) is its own or one bit from it."""
     import numpy as np
 
     if not 0 <= max_distance < 32:
         raise InvalidInputError(f"--max-distance {max_distance}: choose 0 to 31 bits")
-    found: list[np.ndarray] = []
+    count, views = hashes.shape
+    queries, owners = hashes.reshape(-1), np.repeat(np.arange(count), views)
+    whole, found = hashes[:, 0], [np.zeros((0, 3), dtype=np.int64)]
     for shift, width in _chunks(max_distance):
-        keys = (hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+        mask = np.uint64((1 << width) - 1)
+        keys = ((whole >> np.uint64(shift)) & mask).astype(np.int64)
         order = np.argsort(keys, kind="stable")
-        found.extend(_same_key_pairs(hashes, keys[order], order, max_distance))
-    if not found:
-        return np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64)
-    pairs = np.unique(np.concatenate(found), axis=0)
-    distances = np.bitwise_count(hashes[pairs[:, 0]] ^ hashes[pairs[:, 1]]).astype(np.int64)
-    return pairs, distances
+        starts = np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=1 << width))])
+        lookup = ((queries >> np.uint64(shift)) & mask).astype(np.int64)
+        for probe in [lookup, *(lookup ^ (1 << bit) for bit in range(width))]:
+            runs = (order, starts[probe], starts[probe + 1])
+            found.extend(_matches(whole, queries, owners, runs, max_distance))
+    return _least_per_pair(np.concatenate(found), count)
 
 
-def _same_key_pairs(
-    hashes: np.ndarray, sorted_keys: np.ndarray, order: np.ndarray, max_distance: int
-) -> Iterator[np.ndarray]:
-    """Close pairs among runs of equal keys: offset by offset, positions whose key equals the
-    key `offset` places further on (a shrinking set: sorted runs end)."""
+def _matches(
+    whole: np.ndarray, queries: np.ndarray, owners: np.ndarray,
+    runs: tuple[np.ndarray, np.ndarray, np.ndarray], max_distance: int,
+) -> Iterator[np.ndarray]:  # fmt: skip
+    """(owner, row, distance) of each query within `max_distance` of a whole picture in its
+    run [low, high) of `order`, a block of at most PAIR_BUDGET comparisons at a time."""
     import numpy as np
 
-    active = np.arange(len(sorted_keys) - 1)
-    offset = 1
-    while len(active):
-        active = active[active + offset < len(sorted_keys)]
-        active = active[sorted_keys[active + offset] == sorted_keys[active]]
-        a, b = order[active], order[active + offset]
-        close = np.bitwise_count(hashes[a] ^ hashes[b]) <= max_distance
-        if close.any():
-            yield np.stack([np.minimum(a, b)[close], np.maximum(a, b)[close]], axis=1)
-        offset += 1
+    order, low, high = runs
+    sizes = high - low
+    ends = np.cumsum(sizes)
+    cuts = np.searchsorted(ends, np.arange(PAIR_BUDGET, int(ends[-1]) if len(ends) else 0,
+                                           PAIR_BUDGET), "right")  # fmt: skip
+    bounds = [0, *np.unique(cuts).tolist(), len(sizes)]
+    for start, stop in pairwise(bounds):
+        n = sizes[start:stop]
+        query = np.repeat(np.arange(start, stop), n)
+        first = np.repeat(low[start:stop] - (np.cumsum(n) - n), n)
+        row = order[first + np.arange(len(query))]
+        distance = np.bitwise_count(queries[query] ^ whole[row]).astype(np.int64)
+        keep = (distance <= max_distance) & (owners[query] != row)
+        yield np.stack([owners[query][keep], row[keep], distance[keep]], axis=1)
 
 
-def components(count: int, pairs: np.ndarray) -> np.ndarray:
-    """The connected-component label of each of `count` nodes joined by `pairs`."""
+def _least_per_pair(found: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     import numpy as np
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
-    ones = np.ones(len(pairs), dtype=np.int8)
-    graph = coo_matrix((ones, (pairs[:, 0], pairs[:, 1])), shape=(count, count))
-    _, labels = connected_components(graph, directed=False)
-    return np.asarray(labels)
+    low, high = np.minimum(found[:, 0], found[:, 1]), np.maximum(found[:, 0], found[:, 1])
+    key = low * count + high
+    order = np.lexsort((found[:, 2], key))
+    first = np.unique(key[order], return_index=True)[1]
+    chosen = order[first]
+    return np.stack([low[chosen], high[chosen]], axis=1), found[chosen, 2]
+
+
+def thumbnail_scores(thumbs: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Per pair (i, j): the best correlation of one's whole-picture thumbnail with any view of
+    the other's (1: the same picture up to brightness and contrast)."""
+    import numpy as np
+
+    out = np.zeros(len(pairs), dtype=np.float32)
+    for start in range(0, len(pairs), 50_000):
+        block = pairs[start : start + 50_000]
+        a, b = _standardised(thumbs[block[:, 0]]), _standardised(thumbs[block[:, 1]])
+        one = np.einsum("md,mvd->mv", a[:, 0], b).max(axis=1)
+        other = np.einsum("md,mvd->mv", b[:, 0], a).max(axis=1)
+        out[start : start + len(block)] = np.maximum(one, other)
+    return out
+
+
+def _standardised(thumbs: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    x = thumbs.astype(np.float32)
+    x -= x.mean(axis=-1, keepdims=True)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
 
 
 def confirm_by_embedding(
@@ -198,37 +307,63 @@ def find_duplicates(
     (replacing the previous groups; decisions on images still grouped are kept). Commits."""
     require_imagehash()
     report = DupesReport()
-    report.hashed, report.unreadable = backfill_phashes(session, ds, progress)
+    signatures, report.hashed, report.unreadable = compute_signatures(session, ds, progress)
     started = time.perf_counter()
-    image_ids, hashes = load_phashes(session, ds.id)
-    report.images = len(image_ids)
-    pairs, distances = near_pairs(hashes, max_distance)
+    report.images = len(signatures.image_ids)
+    pairs, distances = confirmed_pairs(signatures, max_distance, report)
     report.embedding_model, vectors = _unit_vectors(session, ds, embeddings)
     if vectors and len(pairs):
-        keep = confirm_by_embedding(image_ids, pairs, vectors, min_cosine)
+        keep = confirm_by_embedding(signatures.image_ids, pairs, vectors, min_cosine)
         report.rejected_by_embedding = int((~keep).sum())
         pairs, distances = pairs[keep], distances[keep]
     report.pairs = len(pairs)
-    groups = group_members(image_ids, pairs, distances)
+    groups = group_members(signatures.image_ids, pairs, distances)
     report.marked = replace_groups(session, ds, groups)
     report.groups, report.grouped_images = len(groups), sum(len(g) for g in groups)
     report.seconds = time.perf_counter() - started
     return report
 
 
+def confirmed_pairs(
+    signatures: Signatures, max_distance: int, report: DupesReport | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of `view_pairs` whose thumbnails agree too (MIN_CORRELATION), and distances."""
+    pairs, distances = view_pairs(signatures.hashes, max_distance)
+    keep = thumbnail_scores(signatures.thumbs, pairs) >= MIN_CORRELATION
+    if report is not None:
+        report.rejected_by_pixels = int((~keep).sum())
+    return pairs[keep], distances[keep]
+
+
 def group_members(
     image_ids: list[int], pairs: np.ndarray, distances: np.ndarray
 ) -> list[list[tuple[int, int]]]:
-    """Groups of (image id, distance to its nearest member) from close pairs, by first id."""
+    """Groups of (image id, distance to its nearest member) from close pairs, by first id.
+    Complete linkage, closest pairs first: an image joins a group only when it is close to
+    every member, so A~B and B~C with A and C apart never puts A and C together."""
     import numpy as np
 
-    if not len(pairs):
-        return []
-    labels = components(len(image_ids), pairs)
-    nearest = np.full(len(image_ids), 64, dtype=np.int64)
-    np.minimum.at(nearest, pairs[:, 0], distances)
-    np.minimum.at(nearest, pairs[:, 1], distances)
-    members: dict[int, list[tuple[int, int]]] = {}
-    for index in np.unique(pairs):
-        members.setdefault(int(labels[index]), []).append((image_ids[index], int(nearest[index])))
-    return sorted((sorted(g) for g in members.values()), key=lambda g: g[0][0])
+    close = {(int(i), int(j)): int(d) for (i, j), d in zip(pairs, distances, strict=True)}
+    group_of: dict[int, list[int]] = {}
+    for row in np.argsort(distances, kind="stable"):
+        i, j = int(pairs[row, 0]), int(pairs[row, 1])
+        if i not in group_of and j not in group_of:
+            group_of[i] = group_of[j] = [i, j]
+        for new, old in ((i, j), (j, i)):
+            group = group_of.get(old)
+            if new not in group_of and group and all(_pair(new, m) in close for m in group):
+                group.append(new)
+                group_of[new] = group
+    unique = {id(g): g for g in group_of.values()}.values()
+    return sorted(
+        (sorted((image_ids[m], _nearest(m, g, close)) for m in g) for g in unique),
+        key=lambda g: g[0][0],
+    )
+
+
+def _pair(a: int, b: int) -> tuple[int, int]:
+    return (a, b) if a < b else (b, a)
+
+
+def _nearest(member: int, group: list[int], close: dict[tuple[int, int], int]) -> int:
+    return min(close[_pair(member, m)] for m in group if m != member)

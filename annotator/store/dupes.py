@@ -10,16 +10,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Select, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from annotator.errors import InvalidInputError, NotFoundError
 from annotator.store.models import Dataset, DuplicateMember, Image, utcnow
-
-if TYPE_CHECKING:
-    import numpy as np
 
 HASH_DECODE_SIZE = (64, 64)  # JPEGs decode at a reduced scale: pHash looks at 32x32 only
 SIGN = 1 << 63
@@ -54,14 +51,14 @@ def phash_file(path: str) -> int | None:
         return phash_of(img)
 
 
-def images_without_phash(session: Session, dataset_id: int) -> list[tuple[int, str]]:
-    """(id, stored path) of the dataset's images that have no pHash yet, by id."""
+def hash_rows(session: Session, dataset_id: int) -> list[tuple[int, str, bool]]:
+    """(id, stored path, whether it has a pHash) of each of the dataset's images, by id."""
     stmt = (
-        select(Image.id, Image.path)
-        .where(Image.dataset_id == dataset_id, Image.phash.is_(None))
+        select(Image.id, Image.path, Image.phash.is_not(None))
+        .where(Image.dataset_id == dataset_id)
         .order_by(Image.id)
     )
-    return [(int(i), str(p)) for i, p in session.execute(stmt)]
+    return [(int(i), str(p), bool(h)) for i, p, h in session.execute(stmt)]
 
 
 def write_phashes(session: Session, values: Sequence[tuple[int, int]]) -> None:
@@ -69,20 +66,6 @@ def write_phashes(session: Session, values: Sequence[tuple[int, int]]) -> None:
     for image_id, value in values:
         session.execute(update(Image).where(Image.id == image_id).values(phash=value))
     session.commit()
-
-
-def load_phashes(session: Session, dataset_id: int) -> tuple[list[int], np.ndarray]:
-    """The dataset's hashed images by id, and their pHashes as uint64."""
-    import numpy as np
-
-    stmt = (
-        select(Image.id, Image.phash)
-        .where(Image.dataset_id == dataset_id, Image.phash.is_not(None))
-        .order_by(Image.id)
-    )
-    rows = session.execute(stmt).all()
-    values = np.array([int(h) for _, h in rows], dtype=np.int64).view(np.uint64)
-    return [int(i) for i, _ in rows], values
 
 
 @dataclass

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from annotator.learn.dupes import find_duplicates, near_pairs
+from annotator.learn.dupes import find_duplicates, group_members, near_pairs, view_pairs
 from annotator.store.datasets import create_dataset, get_dataset
 from annotator.store.db import Store
 from annotator.store.embeddings import write_embeddings
@@ -82,6 +82,33 @@ def test_near_pairs_matches_brute_force() -> None:
     assert {(int(i), int(j)) for i, j in pairs} == expected
     assert len(expected) >= 50  # the planted copies, found
     assert all(distances == d[pairs[:, 0], pairs[:, 1]])
+
+
+@pytest.mark.parametrize("max_distance", [0, 5, 7, 12])
+def test_view_pairs_matches_brute_force(max_distance: int) -> None:
+    # a whole picture (column 0) near another image's cropped view (columns 1, 2) is found
+    rng = np.random.default_rng(max_distance)
+    hashes = rng.integers(0, 2**63, size=(300, 3), dtype=np.int64).view(np.uint64)
+    for row in range(3, 300, 3):
+        noise = int(rng.integers(0, 2**63)) & 0x0F0F0101_00030001
+        hashes[row, 0] = hashes[row - 1, row % 3] ^ np.uint64(noise)
+    pairs, distances = view_pairs(hashes, max_distance)
+    d = np.bitwise_count(hashes[:, 0][:, None, None] ^ hashes[None, :, :]).min(axis=2)
+    d = np.minimum(d, d.T)
+    expected = {(i, j) for i, j in zip(*np.nonzero(d <= max_distance), strict=True) if i < j}
+    assert {(int(i), int(j)) for i, j in pairs} == expected
+    assert max_distance < 5 or len(expected) >= 15  # the planted near views, found
+    assert all(distances == d[pairs[:, 0], pairs[:, 1]])
+
+
+def test_a_chain_of_close_pairs_does_not_join_its_ends() -> None:
+    # A~B (2 bits) and B~C (4 bits) but A and C are not close: C must not join A's group
+    pairs, distances = np.array([[0, 1], [1, 2], [3, 4]]), np.array([2, 4, 1])
+    groups = group_members([10, 11, 12, 13, 14], pairs, distances)
+    assert groups == [[(10, 2), (11, 2)], [(13, 1), (14, 1)]]
+    # once A~C is close too, the three are one group
+    closed = group_members([10, 11, 12], np.array([[0, 1], [1, 2], [0, 2]]), np.array([2, 4, 5]))
+    assert closed == [[(10, 2), (11, 2), (12, 4)]]
 
 
 def test_add_hashes_and_a_resized_copy_is_grouped(store: Store, photos: Make, run_cli) -> None:
