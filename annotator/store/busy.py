@@ -82,6 +82,11 @@ class WriteLocks:
     def opened(self, database: str | None, conn: sqlite3.Connection) -> None:
         self._local.held.append((database, conn))
 
+    def reading(self, conn: sqlite3.Connection) -> None:
+        """`conn` (back from the pool) begins a read-only transaction: it writes no more."""
+        held = getattr(self._local, "held", [])
+        self._local.held = [(db, c) for db, c in held if c is not conn]
+
 
 WRITE_LOCKS = WriteLocks()
 

@@ -181,6 +181,7 @@ def _begin_immediate_writes(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         if conn.get_execution_options().get(READONLY, False):
+            WRITE_LOCKS.reading(conn.connection.dbapi_connection)  # type: ignore[arg-type]
             conn.exec_driver_sql("BEGIN")
             return
         WRITE_LOCKS.check(engine.url.database)
@@ -219,6 +220,7 @@ def head_revision(engine: Engine) -> str:
 def current_revision(engine: Engine) -> str | None:
     """The database's schema revision (None: no `alembic_version` table), read with one query."""
     with engine.connect() as conn:
+        conn.execution_options(**{READONLY: True})  # a look: no write lock, no wait
         if not inspect(conn).has_table("alembic_version"):
             return None
         found = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
@@ -233,7 +235,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def _has_tables(engine: Engine) -> bool:
-    return bool(inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        conn.execution_options(**{READONLY: True})
+        return bool(inspect(conn).get_table_names())
 
 
 @dataclass
