@@ -72,7 +72,7 @@ def overlap(ctx: Context, name: str, fraction: float, annotators: int, seed: int
     from annotator.store import overlap as svc
     from annotator.store.datasets import current_user, get_dataset
 
-    with ctx.store(create=False).session() as s:
+    with ctx.session() as s:
         report = svc.mark(s, get_dataset(s, name), fraction, annotators, current_user(), seed)
     click.echo(f"marked {report.marked} images of {report.images} for {report.annotators} "
                f"annotators each ({report.already} were marked already)")  # fmt: skip
@@ -92,7 +92,7 @@ def agreement(ctx: Context, name: str, min_votes: int, as_json: bool) -> None:
     from annotator.store.datasets import get_dataset
     from annotator.store.overlap import votes
 
-    with ctx.store(create=False).session(readonly=True) as s:
+    with ctx.session(readonly=True) as s:
         ds = get_dataset(s, name)
         classes = [c.name for c in sorted(ds.classes, key=lambda c: c.position)]
         out = compute(votes(s, ds, min_votes), ds.task, classes)
@@ -130,7 +130,7 @@ def consensus(ctx: Context, name: str, min_votes: int) -> None:
     from annotator.store.consensus import consensus as run
     from annotator.store.datasets import current_user, get_dataset
 
-    with ctx.store(create=False).session() as s:
+    with ctx.session() as s:
         report = run(s, get_dataset(s, name), current_user(), min_votes)
     click.echo(report.summary())
     for tie in report.ties[:10]:
