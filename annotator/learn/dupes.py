@@ -1,7 +1,7 @@
 """Near-duplicate images, robust to resizing, re-encoding, brightness and crops of up to 10%.
 Every image is decoded once per run (threads): its pHash is stored when it had none, and kept in
-memory for this run are the pHash and an 8x8 grey thumbnail of 19 views of it (the whole picture
-and views 5% and 10% smaller, anchored at each corner, edge and the centre). A pair is a
+memory for this run are the pHash and an 8x8 grey thumbnail of 37 views of it (the whole picture
+and views 2.5%, 5%, 7.5% and 10% smaller, anchored at each corner, edge and the centre). A pair is a
 candidate when one whole picture is within a Hamming distance of any view of the other, and is
 confirmed when the thumbnails correlate (brightness- and contrast-free), and by embedding cosine
 where both images have one. Groups use complete linkage: a chain of close pairs A~B~C never
@@ -39,12 +39,15 @@ if TYPE_CHECKING:
     import numpy as np
 
 ALIGNMENTS = [(0.0, 0.0, 0.0)] + [
-    (cut, fx, fy) for cut in (0.05, 0.1) for fy in (0.0, 0.5, 1.0) for fx in (0.0, 0.5, 1.0)
-]  # (cut, where the cut falls left/top): the whole picture, then 5% and 10% smaller views
+    (cut, fx, fy)
+    for cut in (0.025, 0.05, 0.075, 0.1)
+    for fy in (0.0, 0.5, 1.0)
+    for fx in (0.0, 0.5, 1.0)
+]  # (cut, share of the cut left/top): the whole picture, then views 2.5% to 10% smaller
 THUMB = 8  # thumbnails are THUMB x THUMB grey pixels
 BATCH = 500
 MIN_COSINE = 0.9
-MIN_CORRELATION = 0.9
+MIN_CORRELATION = 0.93
 PAIR_BUDGET = 4_000_000  # hash comparisons held in memory at once by the search
 
 
