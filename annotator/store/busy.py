@@ -83,7 +83,9 @@ class WriteLocks:
         self._local.held.append((database, conn))
 
     def reading(self, conn: sqlite3.Connection) -> None:
-        """`conn` (back from the pool) begins a read-only transaction: it writes no more."""
+        """`conn` ended its write transaction (or, back from the pool, begins a read-only one):
+        it writes no more. A connection stays listed only while its write is open, so a pooled
+        connection that another thread takes later is never counted against this one."""
         held = getattr(self._local, "held", [])
         self._local.held = [(db, c) for db, c in held if c is not conn]
 

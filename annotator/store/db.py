@@ -178,6 +178,11 @@ def _begin_immediate_writes(engine: Engine) -> None:
     def _no_autobegin(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
         dbapi_conn.isolation_level = None
 
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _end(conn: Connection) -> None:
+        WRITE_LOCKS.reading(conn.connection.dbapi_connection)  # type: ignore[arg-type]
+
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         if conn.get_execution_options().get(READONLY, False):

@@ -159,9 +159,15 @@ def _ordered(seg: _Segment, forward: bool) -> list[Any]:
 
 
 def _first_in(
-    session: Session, cond: ColumnElement[bool], seg: _Segment, forward: bool
-) -> int | None:
+    session: Session, cond: ColumnElement[bool], seg: _Segment, forward: bool,
+    lock: bool = False,
+) -> int | None:  # fmt: skip
+    """The first row of `seg` under `cond`. `lock` (a person's queue, on PostgreSQL): the row is
+    locked, passing over rows other people are claiming right now (FOR UPDATE SKIP LOCKED), so
+    two people moving at once are led to different images."""
     stmt = select(Image.id).where(cond, seg.where).order_by(*_ordered(seg, forward)).limit(1)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=Image)
     return session.scalar(stmt)
 
 
@@ -182,7 +188,7 @@ def first(session: Session, dataset_id: int, spec: QueueSpec) -> int | None:
     """The id of the queue's first image (None when the queue is empty)."""
     cond = _filter(dataset_id, spec, walking=True)
     for seg in _segments(spec.order):
-        found = _first_in(session, cond, seg, forward=True)
+        found = _first_in(session, cond, seg, forward=True, lock=spec.holder is not None)
         if found is not None:
             return found
     return None
@@ -191,7 +197,7 @@ def first(session: Session, dataset_id: int, spec: QueueSpec) -> int | None:
 def last(session: Session, dataset_id: int, spec: QueueSpec) -> int | None:
     cond = _filter(dataset_id, spec, walking=True)
     for seg in reversed(_segments(spec.order)):
-        found = _first_in(session, cond, seg, forward=False)
+        found = _first_in(session, cond, seg, forward=False, lock=spec.holder is not None)
         if found is not None:
             return found
     return None
@@ -204,12 +210,14 @@ def step(session: Session, spec: QueueSpec, image_id: int, forward: bool = True)
     cond = _filter(row.dataset_id, spec, walking=True)
     segs = _segments(spec.order)
     here = _segment_of(segs, row)
-    found = _first_in(session, and_(cond, _cmp(segs[here], row, forward)), segs[here], forward)
+    lock = spec.holder is not None
+    found = _first_in(session, and_(cond, _cmp(segs[here], row, forward)), segs[here], forward,
+                      lock)  # fmt: skip
     if found is not None:
         return found
     others = segs[here + 1 :] if forward else tuple(reversed(segs[:here]))
     for seg in others:
-        found = _first_in(session, cond, seg, forward)
+        found = _first_in(session, cond, seg, forward, lock)
         if found is not None:
             return found
     return None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from annotator.annotation import Box
-from annotator.errors import InvalidInputError
+from annotator.errors import ConflictError, InvalidInputError
 from annotator.store import labelling, labels, leases, pace
 from annotator.store import queue as q
 from annotator.store.datasets import list_datasets
@@ -87,11 +87,23 @@ class Backend:
         spec = replace(spec, holder=self.author)
         with self.store.session() as s:
             target = _locate(s, dataset_id, spec, how, image_id, arg)
-            for _ in range(CLAIM_TRIES):
-                if target is None or self._claim(s, dataset_id, spec, target) or how in JUMPS:
-                    break
-                target = _locate(s, dataset_id, spec, how, image_id, arg)
+            if how in JUMPS:
+                if target is not None:
+                    self._claim(s, dataset_id, spec, target)
+            else:
+                target = self._claimed(s, dataset_id, spec, target, lambda: _locate(
+                    s, dataset_id, spec, how, image_id, arg))  # fmt: skip
             return q.load_view(s, target, self.author) if target is not None else None
+
+    def _claimed(self, s: Any, dataset_id: int, spec: q.QueueSpec, target: int | None,
+                 again: Callable[[], int | None]) -> int | None:  # fmt: skip
+        """`target`, or the next image the move finds, once this person holds it: an image
+        of the queue is never served to two people (short of overlap) at once."""
+        for _ in range(CLAIM_TRIES):
+            if target is None or self._claim(s, dataset_id, spec, target):
+                return target
+            target = again()
+        raise ConflictError("other people are taking the next images right now: move again")
 
     def _claim(self, s: Any, dataset_id: int, spec: q.QueueSpec, target: int) -> bool:
         """Lease `target` and the images after it in the queue; False if someone else got
