@@ -3,9 +3,9 @@ whose labels come in any order (COCO's annotations may name any image anywhere i
 be imported without holding every label in memory.
 
 Labels are keyed by their image's position in the source; those of `bucket` consecutive
-positions share one file in a private temporary folder, written in `marshal` blocks whenever
-`budget` labels are buffered. Reading a position loads its bucket (one at a time). Pure
-file I/O; knows nothing of formats or the store."""
+positions share one file in a private temporary folder, written in `marshal` blocks (each
+after its length) whenever `budget` labels are buffered. Reading a position loads its bucket
+(one at a time). Pure file I/O; knows nothing of formats or the store."""
 
 from __future__ import annotations
 
@@ -36,8 +36,9 @@ class Spill:
 
     def flush(self) -> None:
         for number, records in self.buffers.items():
+            block = marshal.dumps(records)
             with open(self._path(number), "ab") as fh:
-                marshal.dump(records, fh)
+                fh.write(len(block).to_bytes(8, "little") + block)
         self.buffers.clear()
         self.buffered = 0
 
@@ -55,17 +56,18 @@ class Spill:
         if not os.path.exists(path):
             return grouped
         with open(path, "rb") as fh:
-            while True:
-                try:
-                    block = marshal.load(fh)
-                except EOFError:
-                    return grouped
-                for record in block:
-                    found = grouped.get(record[0])
-                    if found is None:
-                        grouped[record[0]] = [record]
-                    else:
-                        found.append(record)
+            data = fh.read()
+        view, at = memoryview(data), 0
+        while at < len(data):  # blocks of (length, marshal data): loads from memory is fast
+            size = int.from_bytes(view[at : at + 8], "little")
+            for record in marshal.loads(view[at + 8 : at + 8 + size]):
+                found = grouped.get(record[0])
+                if found is None:
+                    grouped[record[0]] = [record]
+                else:
+                    found.append(record)
+            at += 8 + size
+        return grouped
 
     def _path(self, number: int) -> str:
         return os.path.join(self.folder, f"{number}.marshal")
