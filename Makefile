@@ -51,7 +51,7 @@ schemas: venv
 
 bench: venv
 	$(BIN)/python benchmarks/add_images.py
-	$(BIN)/python benchmarks/formats.py --skip-fiftyone
+	$(BIN)/python benchmarks/formats.py
 	$(BIN)/python benchmarks/prelabel.py
 	$(BIN)/python benchmarks/review.py
 	$(BIN)/python benchmarks/tui.py
