@@ -12,9 +12,18 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from annotator.learn.dupes import find_duplicates, group_members, near_pairs, view_pairs
+from annotator.learn.dupes import (
+    ALIGNMENTS,
+    THUMB,
+    find_duplicates,
+    group_members,
+    near_pairs,
+    signature_file,
+    view_pairs,
+)
 from annotator.store.datasets import create_dataset, get_dataset
 from annotator.store.db import Store
+from annotator.store.dupes import phash_file, to_signed
 from annotator.store.embeddings import write_embeddings
 from annotator.store.images import add_images
 from annotator.store.models import Image
@@ -65,6 +74,23 @@ def _names(store: Store, ds_id: int) -> dict[int, str]:
     with store.session() as s:
         rows = s.execute(select(Image.id, Image.path).where(Image.dataset_id == ds_id))
         return {i: Path(p).name for i, p in rows}
+
+
+def test_signature_starts_with_imagehash_phash_of_the_whole_picture(tmp_path: Path) -> None:
+    picture = smooth_picture(7)
+    picture.save(tmp_path / "a.png")  # type: ignore[attr-defined]
+    picture.crop((10, 8, 230, 172)).save(tmp_path / "b.jpg", quality=40)  # type: ignore[attr-defined]
+    for name in ("a.png", "b.jpg"):
+        hashes, thumbs = signature_file(str(tmp_path / name))
+        assert to_signed(hashes[0]) == phash_file(str(tmp_path / name))
+        assert len(hashes) == len(ALIGNMENTS) and thumbs.shape == (len(ALIGNMENTS), THUMB**2)
+    # the copy cropped by about 8% is nearer to one of the original's smaller views
+    whole, views = (
+        signature_file(str(tmp_path / "b.jpg"))[0][0],
+        signature_file(str(tmp_path / "a.png"))[0],
+    )
+    distances = [bin(whole ^ view).count("1") for view in views]
+    assert min(distances[1:]) < distances[0]
 
 
 def test_near_pairs_matches_brute_force() -> None:
