@@ -27,6 +27,7 @@ from annotator.store.dupes import phash_file, to_signed
 from annotator.store.embeddings import write_embeddings
 from annotator.store.images import add_images
 from annotator.store.models import Image
+from tests.conftest import needs_postgres
 
 
 def smooth_picture(seed: int, size: tuple[int, int] = (240, 180)) -> object:
@@ -222,3 +223,30 @@ def test_dupes_of_an_unknown_image_is_one_error_line(photos: Make, run_cli) -> N
     photos(originals=2, copies=0)
     result = run_cli("dupes", "p", "--keep", "999")
     assert result.exit_code == 2 and result.stderr.startswith("error: image 999 is in no")
+
+
+def test_dupes_backfills_and_groups_on_postgres(pg_url: str, tmp_path: Path) -> None:
+    from annotator.store.db import open_store
+    from annotator.store.dupes import list_groups
+
+    store = open_store(pg_url)
+    try:
+        write_set(tmp_path / "p", originals=4, copies=1)
+        with store.session() as s:
+            add_images(s, create_dataset(s, "p", "classification", ["a"], tmp_path / "p"),
+                       [tmp_path / "p"])  # fmt: skip
+            s.execute(update(Image).values(phash=None))
+            s.commit()
+            report = find_duplicates(s, get_dataset(s, "p"))
+            groups = list_groups(s, get_dataset(s, "p"))
+            hashed = s.scalar(select(Image.id).where(Image.phash.is_(None)))
+    finally:
+        store.close()
+    assert report.hashed == 5 and report.groups == 1 and hashed is None
+    assert [sorted(Path(m.path).name for m in g.members) for g in groups] == [
+        ["copy000.jpg", "orig000.png"]
+    ]
+
+
+for _mark in needs_postgres:
+    test_dupes_backfills_and_groups_on_postgres = _mark(test_dupes_backfills_and_groups_on_postgres)
