@@ -125,32 +125,50 @@ def compute_signatures(
     """Decode every image of `ds` once (threads) for its signature, storing the pHash of those
     that had none (one commit per batch, so a killed run keeps what it did). Returns the
     signatures, how many pHashes were stored, and [(path, reason)] of unreadable images."""
-    import numpy as np
-
     rows = hash_rows(session, ds.id)
-    ids, hashes, thumbs, bad, stored = list[int](), [], [], list[tuple[str, str]](), 0
+    collected, stored = _Collected(), 0
     if progress:
         progress(0, len(rows))
     for done, results in _signed_batches(ds, rows, workers):
-        new = []
-        for (image_id, _, had), (value, path) in results:
-            if isinstance(value, str):
-                bad.append((path, value))
-                continue
-            ids.append(image_id)
-            hashes.append(value[0])
-            thumbs.append(value[1])
-            if not had:
-                new.append((image_id, to_signed(value[0][0])))
+        new = collected.add(results)
         if new:
             write_phashes(session, new)
             stored += len(new)
         if progress:
             progress(done, len(rows))
-    shape = (0, len(ALIGNMENTS))
-    matrix = np.array(hashes, dtype=np.uint64) if hashes else np.zeros(shape, dtype=np.uint64)
-    pixels = np.stack(thumbs) if thumbs else np.zeros((*shape, THUMB**2), dtype=np.uint8)
-    return Signatures(ids, matrix, pixels), stored, bad
+    return collected.signatures(), stored, collected.bad
+
+
+@dataclass
+class _Collected:
+    ids: list[int] = field(default_factory=list)
+    hashes: list[list[int]] = field(default_factory=list)
+    thumbs: list[np.ndarray] = field(default_factory=list)
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def add(self, results: list[tuple[tuple[int, str, bool], Signed]]) -> list[tuple[int, int]]:
+        """Keep a batch's signatures; returns (image id, signed pHash) of those new to the store."""
+        new = []
+        for (image_id, _, had), (value, path) in results:
+            if isinstance(value, str):
+                self.bad.append((path, value))
+                continue
+            self.ids.append(image_id)
+            self.hashes.append(value[0])
+            self.thumbs.append(value[1])
+            if not had:
+                new.append((image_id, to_signed(value[0][0])))
+        return new
+
+    def signatures(self) -> Signatures:
+        import numpy as np
+
+        if not self.ids:
+            views = len(ALIGNMENTS)
+            empty = np.zeros((0, views, THUMB**2), dtype=np.uint8)
+            return Signatures([], np.zeros((0, views), dtype=np.uint64), empty)
+        hashes = np.array(self.hashes, dtype=np.uint64)
+        return Signatures(self.ids, hashes, np.stack(self.thumbs))
 
 
 Signed = tuple[tuple[list[int], "np.ndarray"] | str, str]
