@@ -23,13 +23,9 @@ def who(ctx: Context, name: str, as_json: bool) -> None:
     from annotator.store.datasets import get_dataset
     from annotator.store.leases import holders, pace_today
 
-    store = ctx.store(create=False)
-    try:
-        with store.session() as s:
-            ds = get_dataset(s, name)
-            rows = _rows(holders(s, ds.id), pace_today(s, ds.id))
-    finally:
-        store.close()
+    with ctx.session(readonly=True) as s:
+        ds = get_dataset(s, name)
+        rows = _rows(holders(s, ds.id), pace_today(s, ds.id))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -116,3 +116,24 @@ def test_agreement_and_consensus_as_a_user_reads_them(url: str, run: Run) -> Non
     assert people["ann"]["images"] == 4 and people["lead"]["changes"] == 6  # 3 labels, 3 status
     assert "per annotator" in run("stats", "pets").output
     assert len(ids) == 4
+
+
+def test_who_shows_what_each_person_holds_and_their_pace(url: str, run: Run) -> None:
+    from annotator.store import leases
+
+    _dataset(url, 5)
+    store = open_store(url)
+    with store.session() as s:
+        ids = list(s.scalars(select(Image.id).order_by(Image.id)))
+        leases.claim(s, 1, ids[:2], "alice")
+        cat = s.scalar(select(LabelClass.id).where(LabelClass.name == "cat"))
+        assert cat is not None
+        labels.assign_class(s, ids[4], cat, "bob")
+    store.close()
+    result = run("who", "pets", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {r["holder"]: r for r in json.loads(result.output)}
+    assert (rows["alice"]["scope"], rows["alice"]["images"]) == ("label", 2)
+    assert rows["bob"]["images"] == 0 and rows["bob"]["changes_today"] >= 1
+    table = run("who", "pets")
+    assert table.exit_code == 0 and "alice" in table.output and "bob" in table.output
