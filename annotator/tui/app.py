@@ -20,12 +20,12 @@ from annotator.errors import InvalidInputError
 from annotator.store.datasets import current_user
 from annotator.store.db import Store
 from annotator.store.queue import DatasetInfo, QueueSpec, dataset_info
+from annotator.tui.backend import Backend
 from annotator.tui.bindings import APP_KEYS, bindings, keymap
 from annotator.tui.render import Mode, set_color_system
 from annotator.tui.screens.help import HelpScreen
 from annotator.tui.screens.labelling import LabellingScreen
 from annotator.tui.screens.overview import OverviewScreen
-from annotator.tui.workers import Backend
 
 DRAIN_TIMEOUT_S = 30.0
 GC_TICK_S = 0.25

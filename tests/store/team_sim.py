@@ -14,7 +14,7 @@ import time
 from annotator.errors import ConflictError
 from annotator.store import queue as q
 from annotator.store.db import open_store
-from annotator.tui.workers import Backend, Change
+from annotator.tui.backend import Backend, Change
 
 
 def main(url: str, dataset: str, user: str, seconds: float, out: str) -> None:

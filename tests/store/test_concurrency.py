@@ -177,7 +177,7 @@ def edit_loop(db: str, author: str, out: str, stop: str) -> None:
     the revision it showed), until the file `stop` exists. Writes what happened to `out`."""
     from annotator.annotation import Box
     from annotator.errors import ConflictError
-    from annotator.tui.workers import Backend, Change
+    from annotator.tui.backend import Backend, Change
 
     store = open_store(db, create=False)
     backend = Backend(store, author)

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from annotator.annotation import Label
 from annotator.store.queue import ClassInfo, QueueSpec
+from annotator.tui.backend import Change
 from annotator.tui.draft import Draft
 from annotator.tui.screens.prompts import find_prompt, goto_prompt
 from annotator.tui.screens.queue import QueueScreen
 from annotator.tui.widgets.canvas import ImageCanvas
-from annotator.tui.workers import Change
 
 if TYPE_CHECKING:
     from textual.screen import Screen

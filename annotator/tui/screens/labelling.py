@@ -26,6 +26,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from annotator.config import Settings
 from annotator.errors import AnnotatorError
 from annotator.store.queue import DatasetInfo, ImageView, QueueSpec
+from annotator.tui.backend import Backend, Canvas, Change, Timing
 from annotator.tui.bindings import LABEL_KEYS, bindings
 from annotator.tui.draft import Draft
 from annotator.tui.messages import Counted, FrameReady, Refused, Reverted, Saved, Shown, Timed
@@ -34,7 +35,6 @@ from annotator.tui.screens.editing import EditingMixin, Revert
 from annotator.tui.widgets.canvas import ImageCanvas, Overlay
 from annotator.tui.widgets.classlist import ClassList, LabelList
 from annotator.tui.widgets.statusbar import Status, StatusBar
-from annotator.tui.workers import Backend, Canvas, Change, Timing
 
 RATE_AFTER_H = 1 / 60  # labels per hour is shown once the session is a minute old
 SETTLE_S = 0.04  # background work waits this long after an image is shown (it is drawn by then)

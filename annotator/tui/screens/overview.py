@@ -23,7 +23,7 @@ from annotator.store.pace import AnnotatorFigures
 from annotator.store.progress import Progress
 
 if TYPE_CHECKING:
-    from annotator.tui.workers import Backend
+    from annotator.tui.backend import Backend
 
 BAR = 24
 

@@ -1,7 +1,7 @@
-"""The labelling app's link to the store and the image files, called from Textual thread
-workers (never from the UI thread): locate an image in the queue, read it with its labels,
-decode its frame, count where it stands, and apply one change through `annotator.store.*`
-(the same use cases the CLI uses), passing the revision the screen showed.
+"""The labelling app's backend: its link to the store and the image files, called from
+Textual thread workers (never from the UI thread): locate an image in the queue, read it with
+its labels, decode its frame, count where it stands, and apply one change through
+`annotator.store.*` (the same use cases the CLI uses), passing the revision the screen showed.
 
 A person's own quick successive edits of one image must not refuse each other: the screen sends
 the revision it showed, which lags behind while earlier edits are in flight. The backend knows
