@@ -271,23 +271,30 @@ class _Finder:
     def __init__(self, root: Path, bases: list[Path]) -> None:
         self.root = str(root)
         self.bases = [str(b) for b in bases] or [self.root]
+        self.inside = {b for b in self.bases if within(self.root, b) is not None}
 
     def find(self, file_name: str) -> tuple[str | None, str]:
         name = file_name.replace("\\", "/")
-        outside = f"file_name {file_name!r} points outside the dataset folder {self.root}"
         if _DRIVE.match(name):
-            return None, outside
+            return None, self._outside(file_name)
+        clean = os.path.normpath(name) == name and not name.startswith(("/", ".."))
         for i, base in enumerate(["/"] if name.startswith("/") else self.bases):
-            found = within(self.root, os.path.join(base, name))
-            if found is None:
-                return None, outside
-            path = str(found)
+            if clean and base in self.inside:  # a plain relative name: stays inside the base
+                path = os.path.join(base, name)
+            else:
+                found = within(self.root, os.path.join(base, name))
+                if found is None:
+                    return None, self._outside(file_name)
+                path = str(found)
             if os.path.isfile(path):
                 if i:  # try the folder that worked first next time
                     self.bases.insert(0, self.bases.pop(i))
                 return path, ""
         looked = ", ".join(self.bases)
         return None, f"image file {file_name!r} not found (looked in {looked})"
+
+    def _outside(self, file_name: str) -> str:
+        return f"file_name {file_name!r} points outside the dataset folder {self.root}"
 
 
 LabelSink = Callable[[Incoming, Label, str], None]
