@@ -3,8 +3,11 @@ stands in it. A queue is a filter (unlabeled, needs review = images with pending
 flagged = images an import refused labels of, one class, all) and an order (file path, time
 added, model uncertainty with the least confident first and images without a score last). Every
 move is a keyset query on an index (the next key after the current one, LIMIT 1): showing an
-image never scans the dataset. Also reads what the labelling screen shows of one image.
-Read-only; depends only on the store's models."""
+image never scans the dataset. Two filters bring their own order, whatever order is chosen:
+suspect labels (images with an open suspect flag, worst label quality first) and duplicates
+(images in a near-duplicate group, a group's images one after another); they walk a short list
+of flagged or grouped images by a computed key. Also reads what the labelling screen shows of
+one image. Read-only; depends only on the store's models."""
 
 from __future__ import annotations
 
@@ -13,22 +16,34 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, and_, exists, func, select, true, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased, object_session
 
 from annotator.annotation import Box, Label, Sample, Split
 from annotator.errors import InvalidInputError, NotFoundError
 from annotator.store.datasets import get_dataset
 from annotator.store.images import resolve_path
 from annotator.store.leases import LABEL_SCOPE, held_by_others
-from annotator.store.models import VOTE, Annotation, Dataset, Image, LabelClass, ModelRun, utcnow
+from annotator.store.models import (
+    VOTE,
+    Annotation,
+    Dataset,
+    DuplicateMember,
+    Image,
+    LabelClass,
+    ModelRun,
+    SuspectFlag,
+    utcnow,
+)
 from annotator.store.overlap import visible
 
-FILTERS = ("unlabeled", "review", "flagged", "class", "all")
+FILTERS = ("unlabeled", "review", "flagged", "class", "all", "suspects", "duplicates")
 ORDERS = ("path", "added", "uncertainty")
 FILTER_NAMES = {"unlabeled": "unlabeled", "review": "needs review",
                 "flagged": "needs review (flagged)", "class": "class",
-                "all": "all images"}  # fmt: skip
+                "all": "all images", "suspects": "suspect labels",
+                "duplicates": "duplicates"}  # fmt: skip
 ORDER_NAMES = {"path": "by file", "added": "by time added", "uncertainty": "least confident"}
+OWN_ORDERS = {"suspects": "worst first", "duplicates": "by group"}  # filters with their order
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +65,7 @@ class QueueSpec:
 
     def describe(self, class_name: str | None = None) -> str:
         what = f"class {class_name}" if self.filter == "class" else FILTER_NAMES[self.filter]
-        return f"{what} · {ORDER_NAMES[self.order]}"
+        return f"{what} · {OWN_ORDERS.get(self.filter) or ORDER_NAMES[self.order]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +102,8 @@ class ImageView:
     uncertainty: float | None
     labels: tuple[Label, ...] = field(default=())
     flag: str | None = None  # why a person must look at it (an import refused labels)
+    suspect: str | None = None  # an open suspect flag: the class given and the one suggested
+    duplicate: str | None = None  # its near-duplicate group, when it is in one
 
     @property
     def id(self) -> int:
@@ -102,6 +119,34 @@ class _Segment:
     where: ColumnElement[bool]
     keys: tuple[Any, ...]
     descending: bool = False
+    computed: bool = False  # keys are expressions, not the image's own columns
+
+
+def _open_flag(revision_now: bool) -> ColumnElement[bool]:
+    """The image's suspect flags still open; `revision_now`: raised on the image as it is (an
+    edit since then settles the flag, even before `suspects` records that it did)."""
+    cond = and_(SuspectFlag.image_id == Image.id, SuspectFlag.cleared_at.is_(None))
+    return and_(cond, SuspectFlag.image_revision == Image.revision) if revision_now else cond
+
+
+def _worst_score() -> Any:
+    """The lowest label quality among the image's open flags (the queue's key)."""
+    stmt = select(func.min(SuspectFlag.score)).where(_open_flag(revision_now=False))
+    return stmt.correlate(Image).scalar_subquery()
+
+
+def _group_of() -> Any:
+    stmt = select(DuplicateMember.group_id).where(DuplicateMember.image_id == Image.id)
+    return stmt.correlate(Image).scalar_subquery()
+
+
+def _segments_of(spec: QueueSpec) -> tuple[_Segment, ...]:
+    """The order's runs; suspect labels and duplicates bring their own order."""
+    if spec.filter == "suspects":
+        return (_Segment(true(), (_worst_score(), Image.id), computed=True),)
+    if spec.filter == "duplicates":
+        return (_Segment(true(), (_group_of(), Image.id), computed=True),)
+    return _segments(spec.order)
 
 
 def _segments(order: str) -> tuple[_Segment, ...]:
@@ -119,7 +164,7 @@ def _filter(dataset_id: int, spec: QueueSpec, walking: bool = False) -> ColumnEl
     """The queue's rows. `walking`: for a keyset walk in time-added order, keep SQLite on the
     primary key (rowid range) rather than on an index by dataset that would sort every row."""
     base = Image.dataset_id == dataset_id
-    if walking and spec.order == "added" and spec.filter != "unlabeled":
+    if walking and spec.order == "added" and spec.filter not in ("unlabeled", *OWN_ORDERS):
         base = (Image.dataset_id + 0) == dataset_id  # not indexable: walk the rowid instead
     if spec.holder is not None:
         base = and_(base, ~held_by_others(LABEL_SCOPE, spec.holder, utcnow()))
@@ -130,6 +175,8 @@ def _filter(dataset_id: int, spec: QueueSpec, walking: bool = False) -> ColumnEl
         return and_(base, pending)
     if spec.filter == "flagged":
         return and_(base, Image.flag.is_not(None))
+    if spec.filter in OWN_ORDERS:
+        return and_(base, _listed(dataset_id, spec.filter))
     if spec.filter == "class":
         has = exists().where(
             Annotation.image_id == Image.id,
@@ -140,7 +187,22 @@ def _filter(dataset_id: int, spec: QueueSpec, walking: bool = False) -> ColumnEl
     return base
 
 
+def _listed(dataset_id: int, filt: str) -> ColumnElement[bool]:
+    """Images with an open suspect flag, or in a duplicate group: looked up from the short
+    list of flags or group members, never by a pass over the dataset's images."""
+    if filt == "duplicates":
+        members = select(DuplicateMember.image_id).where(DuplicateMember.dataset_id == dataset_id)
+        return Image.id.in_(members)
+    flagged = select(SuspectFlag.image_id).where(SuspectFlag.dataset_id == dataset_id,
+                                                 SuspectFlag.cleared_at.is_(None))  # fmt: skip
+    return and_(Image.id.in_(flagged), exists().where(_open_flag(revision_now=True)))
+
+
 def _key(seg: _Segment, row: Image) -> tuple[Any, ...]:
+    if seg.computed:
+        session = object_session(row)
+        assert session is not None
+        return tuple(session.execute(select(*seg.keys).where(Image.id == row.id)).one())
     return tuple(getattr(row, col.key) for col in seg.keys)
 
 
@@ -187,7 +249,7 @@ def _image(session: Session, image_id: int) -> Image:
 def first(session: Session, dataset_id: int, spec: QueueSpec) -> int | None:
     """The id of the queue's first image (None when the queue is empty)."""
     cond = _filter(dataset_id, spec, walking=True)
-    for seg in _segments(spec.order):
+    for seg in _segments_of(spec):
         found = _first_in(session, cond, seg, forward=True, lock=spec.holder is not None)
         if found is not None:
             return found
@@ -196,7 +258,7 @@ def first(session: Session, dataset_id: int, spec: QueueSpec) -> int | None:
 
 def last(session: Session, dataset_id: int, spec: QueueSpec) -> int | None:
     cond = _filter(dataset_id, spec, walking=True)
-    for seg in reversed(_segments(spec.order)):
+    for seg in reversed(_segments_of(spec)):
         found = _first_in(session, cond, seg, forward=False, lock=spec.holder is not None)
         if found is not None:
             return found
@@ -208,9 +270,11 @@ def step(session: Session, spec: QueueSpec, image_id: int, forward: bool = True)
     queue itself (an image just labelled leaves the unlabeled queue). None at the end."""
     row = _image(session, image_id)
     cond = _filter(row.dataset_id, spec, walking=True)
-    segs = _segments(spec.order)
+    segs = _segments_of(spec)
     here = _segment_of(segs, row)
     lock = spec.holder is not None
+    if segs[here].computed and None in _key(segs[here], row):  # its flag or group is gone
+        return first(session, row.dataset_id, spec) if forward else None
     found = _first_in(session, and_(cond, _cmp(segs[here], row, forward)), segs[here], forward,
                       lock)  # fmt: skip
     if found is not None:
@@ -245,7 +309,7 @@ def position(session: Session, spec: QueueSpec, image_id: int) -> int:
     """1-based rank the image has (or would have) in the queue: 1 + the images before it."""
     row = _image(session, image_id)
     cond = _filter(row.dataset_id, spec)
-    segs = _segments(spec.order)
+    segs = _segments_of(spec)
     here = _segment_of(segs, row)
     before = sum(_count(session, and_(cond, seg.where)) for seg in segs[:here])
     seg = segs[here]
@@ -257,7 +321,7 @@ def at_position(session: Session, dataset_id: int, spec: QueueSpec, rank: int) -
     if rank < 1:
         return None
     walk, cond = _filter(dataset_id, spec, walking=True), _filter(dataset_id, spec)
-    for seg in _segments(spec.order):
+    for seg in _segments_of(spec):
         stmt = select(Image.id).where(walk, seg.where).order_by(*_ordered(seg, True))
         found = session.scalar(stmt.offset(rank - 1).limit(1))
         if found is not None:
@@ -323,7 +387,44 @@ def load_view(session: Session, image_id: int, viewer: str | None = None) -> Ima
                     split=split, id=row.id, sha256=row.sha256,
                     orientation=row.orientation)  # fmt: skip
     return ImageView(sample, resolve_path(ds, row.path), row.status, row.revision,
-                     row.uncertainty, labels, row.flag)  # fmt: skip
+                     row.uncertainty, labels, row.flag, _suspicion(session, row),
+                     _duplicate(session, row))  # fmt: skip
+
+
+def _suspicion(session: Session, row: Image) -> str | None:
+    """The worst open suspect flag of the image as it is: the class given, the one suggested
+    and the label's quality; None when there is none."""
+    given, suggested = aliased(LabelClass), aliased(LabelClass)
+    stmt = (
+        select(given.name, suggested.name, SuspectFlag.score)
+        .outerjoin(given, given.id == SuspectFlag.class_id)
+        .outerjoin(suggested, suggested.id == SuspectFlag.suggested_class_id)
+        .where(SuspectFlag.image_id == row.id, SuspectFlag.cleared_at.is_(None),
+               SuspectFlag.image_revision == row.revision)
+        .order_by(SuspectFlag.score, SuspectFlag.id)
+        .limit(1)
+    )  # fmt: skip
+    found = session.execute(stmt).first()
+    if found is None:
+        return None
+    was, instead, score = found
+    return f"suspect: {was or '?'} → {instead or 'no ' + (was or 'label')} (quality {score:.2f})"
+
+
+def _duplicate(session: Session, row: Image) -> str | None:
+    """The image's near-duplicate group (how many images, whether this one is kept)."""
+    member = session.get(DuplicateMember, row.id)
+    if member is None:
+        return None
+    size = _count_members(session, member.group_id, row.dataset_id)
+    state = "kept" if member.kept else "marked duplicate"
+    return f"duplicate group {member.group_id} ({size} images, {state})"
+
+
+def _count_members(session: Session, group_id: int, dataset_id: int) -> int:
+    stmt = select(func.count()).select_from(DuplicateMember).where(
+        DuplicateMember.dataset_id == dataset_id, DuplicateMember.group_id == group_id)  # fmt: skip
+    return int(session.scalar(stmt) or 0)
 
 
 def _label(ann: Annotation, class_name: str, model: str | None, viewer: str | None) -> Label:

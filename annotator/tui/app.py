@@ -27,6 +27,7 @@ from annotator.tui.screens.help import HelpScreen
 from annotator.tui.screens.labelling import LabellingScreen
 from annotator.tui.screens.overview import OverviewScreen
 
+QUEUE_NAMES = ("unlabeled", "review", "flagged", "all", "suspects", "duplicates")
 DRAIN_TIMEOUT_S = 30.0
 GC_TICK_S = 0.25
 
@@ -157,7 +158,8 @@ class AnnotatorApp(App[None]):
 
 
 def resolve_queue(info: DatasetInfo, queue: str, order: str) -> QueueSpec:
-    """`unlabeled`, `review`, `flagged`, `all` or `class:NAME` as a QueueSpec of the dataset."""
+    """`unlabeled`, `review`, `flagged`, `all`, `suspects`, `duplicates` or `class:NAME` as a
+    QueueSpec of the dataset."""
     kind, _, name = queue.partition(":")
     if kind == "class":
         cls = info.class_by_name(name)
@@ -166,10 +168,8 @@ def resolve_queue(info: DatasetInfo, queue: str, order: str) -> QueueSpec:
             raise InvalidInputError(f"--queue {queue}: dataset {info.name!r} has no class "
                                     f"{name!r} (classes: {known})")  # fmt: skip
         return QueueSpec("class", order, cls.id)
-    if kind not in ("unlabeled", "review", "flagged", "all") or name:
-        raise InvalidInputError(
-            f"--queue {queue}: choose unlabeled, review, flagged, all or class:NAME"
-        )
+    if kind not in QUEUE_NAMES or name:
+        raise InvalidInputError(f"--queue {queue}: choose {', '.join(QUEUE_NAMES)} or class:NAME")
     return QueueSpec(kind, order)
 
 

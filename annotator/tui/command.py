@@ -24,9 +24,10 @@ from annotator.context import Context, pass_ctx
     "--queue",
     "queue_",
     default=None,
-    metavar="unlabeled|review|flagged|all|class:NAME",
+    metavar="unlabeled|review|flagged|all|suspects|duplicates|class:NAME",
     help="Which images to go through: unlabeled (default), review (pending prelabels), "
-    "flagged (labels refused on import), all, or those holding one class.",
+    "flagged (labels refused on import), all, suspects (open suspect labels, worst first), "
+    "duplicates (near-duplicate groups, one group after another), or those holding one class.",
 )
 @click.option(
     "--order",

@@ -1,6 +1,7 @@
 """The queue chooser (`f`): which images to go through (unlabeled, needs review = pending
-prelabels, flagged = labels an import refused, one class, all) and in which order (file, time
-added, least confident first). Returns the chosen QueueSpec, or None when cancelled."""
+prelabels, flagged = labels an import refused, suspect labels, near-duplicates, one class, all)
+and in which order (file, time added, least confident first; suspect labels and duplicates keep
+their own order). Returns the chosen QueueSpec, or None when cancelled."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ def filter_options(classes: Sequence[ClassInfo]) -> list[tuple[str, str]]:
     options = [("unlabeled", "Unlabeled images"),
                ("review", "Needs review (pending prelabels)"),
                ("flagged", "Needs review (flagged: labels refused on import)"),
-               ("all", "All images")]  # fmt: skip
+               ("all", "All images"),
+               ("suspects", "Suspect labels (worst first; suggested class in the status bar)"),
+               ("duplicates", "Duplicates (near-duplicate groups, a group at a time)")]  # fmt: skip
     options += [(f"class:{c.id}", f"Class {c.name}") for c in classes]
     return options
 
