@@ -111,3 +111,14 @@ def write_embeddings(
 def image_count(session: Session, dataset_id: int) -> int:
     stmt = select(func.count()).select_from(Image).where(Image.dataset_id == dataset_id)
     return int(session.scalar(stmt) or 0)
+
+
+def weights_of(session: Session, dataset_id: int, model: str) -> set[str | None]:
+    """The weights hashes the dataset's stored vectors of `model` were made with."""
+    stmt = (
+        select(Embedding.weights_sha256)
+        .join(Image, Image.id == Embedding.image_id)
+        .where(Image.dataset_id == dataset_id, Embedding.model == model)
+        .distinct()
+    )
+    return set(session.scalars(stmt))
