@@ -1,5 +1,6 @@
 """Use cases that change labels one action at a time (the TUI, review pull and the CLI call
-these): assign, toggle, add/move/delete boxes, review prelabels, set an image's status. Each call
+these, most through `annotator.store.edits`): assign, toggle, add/move/delete boxes, review
+prelabels, accept a prelabel as an image's one label, set an image's status. Each call
 is one transaction and one history group, bumps the image's revision, and refuses an edit made
 against a stale revision (`expected_revision`) with a ConflictError. On an overlap image not
 every annotator has finished, a person's new labels are votes in their own layer
@@ -248,15 +249,43 @@ def review_annotations(
             raise InvalidInputError("review_annotations takes labels of one image")
         if ann.review == VOTE:
             raise InvalidInputError(f"label {ann.id} is {ann.layer}'s overlap vote: not reviewed")
-        if ann.review == decision and note is None:
-            continue
-        before = snapshot(ann)
-        ann.review, ann.note, ann.revision = decision, note, ann.revision + 1
-        group.add(image.dataset_id, "review", image_id=image.id, annotation_id=ann.id,
-                  before=before, after=snapshot(ann))  # fmt: skip
+        if ann.review != decision or note is not None:
+            _review(group, ann, decision, note)
     changed = len(group.rows)
     finish(session, image, group)
     return changed
+
+
+def accept_as_label(
+    session: Session, ann_id: int, author: str, expected_revision: int | None = None
+) -> Annotation:
+    """Single-label classification: the pending prelabel `ann_id` becomes the image's label.
+    It is accepted, the image's other pending labels are rejected and its other accepted labels
+    removed, all as one action (one transaction, one history group, so one undo)."""
+    chosen = load_annotation(session, ann_id)
+    if chosen.kind != "label":
+        raise InvalidInputError(f"label {ann_id} is a box, not a whole-image label")
+    image = load_image(session, chosen.image_id, expected_revision)
+    group = Group(author)
+    for ann in image_annotations(session, image.id):
+        if ann.kind != "label":
+            continue
+        if ann.id == chosen.id and ann.review != "accepted":
+            _review(group, ann, "accepted", ann.note)
+        elif ann.id != chosen.id and ann.review == "pending":
+            _review(group, ann, "rejected", ann.note)
+        elif ann.id != chosen.id and ann.review == "accepted":
+            remove(session, group, ann)
+    finish(session, image, group)
+    return chosen
+
+
+def _review(group: Group, ann: Annotation, decision: str, note: str | None) -> None:
+    """Set one label's review state and note, recording the change in `group`."""
+    before = snapshot(ann)
+    ann.review, ann.note, ann.revision = decision, note, ann.revision + 1
+    group.add(ann.dataset_id, "review", image_id=ann.image_id, annotation_id=ann.id,
+              before=before, after=snapshot(ann))  # fmt: skip
 
 
 def set_status(

@@ -15,9 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from annotator.annotation import Box
-from annotator.errors import ConflictError, InvalidInputError
-from annotator.store import labelling, labels, leases, pace
+from annotator.errors import ConflictError
+from annotator.store import edits, leases, pace
 from annotator.store import queue as q
 from annotator.store.datasets import list_datasets
 from annotator.store.db import Store, reading
@@ -32,16 +31,13 @@ JUMPS = ("id", "find", "at")  # moves to a named image: shown even if someone ho
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One user action on one image, as the screen asks for it."""
+    """One user action on the image shown, as the screen asks for it: the edit, the revision
+    the screen showed, and what to tell the person once it is saved."""
 
-    kind: str  # assign | toggle | add_box | edit | delete | review | accept_label | status
     image_id: int
     expected_revision: int
     what: str
-    class_id: int | None = None
-    box: Box | None = None
-    ann_ids: tuple[int, ...] = ()
-    value: str | None = None  # review decision or status
+    edit: edits.Edit
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +184,7 @@ class Backend:
         """Commit one change; returns the image as it is afterwards."""
         expected = self._expected(change.image_id, change.expected_revision)
         with self.store.session() as s:
-            _run(s, change, self.author, expected)
+            edits.apply(s, change.edit, self.author, expected)
             reading(s)  # the change is committed: reading it back waits for no writer
             view = q.load_view(s, change.image_id, self.author)
         self._produced(change.image_id, expected, view.revision)
@@ -263,25 +259,3 @@ def _walk(session: Any, spec: q.QueueSpec, image_id: int, steps: int) -> int | N
             break
         current = moved = found
     return moved
-
-
-def _run(s: Any, c: Change, author: str, expected: int) -> None:
-    if c.kind == "assign" and c.class_id is not None:
-        labels.assign_class(s, c.image_id, c.class_id, author, expected)
-    elif c.kind == "toggle" and c.class_id is not None:
-        labels.toggle_class(s, c.image_id, c.class_id, author, expected)
-    elif c.kind == "add_box" and c.class_id is not None and c.box is not None:
-        labels.add_box(s, c.image_id, c.class_id, c.box, author, expected)
-    elif c.kind == "edit" and c.ann_ids:
-        labels.edit_annotation(s, c.ann_ids[0], author, class_id=c.class_id, box=c.box,
-                               expected_revision=expected)  # fmt: skip
-    elif c.kind == "delete" and c.ann_ids:
-        labels.delete_annotation(s, c.ann_ids[0], author, expected)
-    elif c.kind == "review" and c.ann_ids and c.value:
-        labels.review_annotations(s, list(c.ann_ids), c.value, author, expected)
-    elif c.kind == "accept_label" and c.ann_ids:
-        labelling.accept_as_label(s, c.ann_ids[0], author, expected)
-    elif c.kind == "status" and c.value:
-        labels.set_status(s, c.image_id, c.value, author, expected)
-    else:
-        raise InvalidInputError(f"cannot apply {c.kind!r} with what was given")

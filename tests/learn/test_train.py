@@ -19,7 +19,7 @@ from annotator.learn.embed import EmbedOptions, embed
 from annotator.learn.train import TrainOptions, TrainReport, latest_accuracy, train
 from annotator.store import predictions as store_predictions
 from annotator.store.db import Store
-from annotator.store.labelling import accept_as_label
+from annotator.store.labels import accept_as_label
 from annotator.store.models import Annotation, Dataset, Image, ModelRun, RunImage
 from annotator.store.predictions import ImagePredictions
 from tests.learn.conftest import COLOUR, MakeColoured, label_files

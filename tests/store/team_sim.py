@@ -12,6 +12,7 @@ import sys
 import time
 
 from annotator.errors import ConflictError
+from annotator.store import edits
 from annotator.store import queue as q
 from annotator.store.db import open_store
 from annotator.tui.backend import Backend, Change
@@ -34,7 +35,8 @@ def main(url: str, dataset: str, user: str, seconds: float, out: str) -> None:
         time.sleep(rng.uniform(0.05, 0.25))  # looking at the image
         cls = rng.choice(info.classes)
         try:
-            backend.apply(Change("assign", view.id, view.revision, "assign", class_id=cls.id))
+            assign = edits.AssignClass(view.id, cls.id)
+            backend.apply(Change(view.id, view.revision, "assign", assign))
             committed.append((view.id, cls.id))
         except ConflictError as exc:
             stale.append(str(exc))

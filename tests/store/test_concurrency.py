@@ -177,6 +177,7 @@ def edit_loop(db: str, author: str, out: str, stop: str) -> None:
     the revision it showed), until the file `stop` exists. Writes what happened to `out`."""
     from annotator.annotation import Box
     from annotator.errors import ConflictError
+    from annotator.store import edits
     from annotator.tui.backend import Backend, Change
 
     store = open_store(db, create=False)
@@ -194,7 +195,7 @@ def edit_loop(db: str, author: str, out: str, stop: str) -> None:
         time.sleep(THINK_S)
         image_id = rng.choice(ids)
         try:
-            _one_edit(backend, image_id, info.classes[0].id, mine, rng, seen, Box, Change)
+            _one_edit(backend, image_id, info.classes[0].id, mine, rng, seen, Box, Change, edits)
         except ConflictError:  # someone else changed the image: the screen shows it afresh
             seen["conflicts"] += 1
             backend.forget(image_id)
@@ -205,19 +206,19 @@ def edit_loop(db: str, author: str, out: str, stop: str) -> None:
 
 
 def _one_edit(backend: Any, image_id: int, class_id: int, mine: set[int], rng: random.Random,
-              seen: dict[str, Any], box: Any, change: Any) -> None:  # fmt: skip
+              seen: dict[str, Any], box: Any, change: Any, edits: Any) -> None:  # fmt: skip
     """Delete one of my boxes on the image (one time in four), else draw a new one."""
     view = backend.view(image_id)
     shown = {label.id for label in view.labels}
     if shown & mine and rng.random() < 0.25:
         gone = min(shown & mine)
-        backend.apply(change("delete", image_id, view.revision, "delete", ann_ids=(gone,)))
+        backend.apply(change(image_id, view.revision, "delete", edits.Delete(gone)))
         mine.discard(gone)
         seen["deleted"] += 1
         return
     drawn = box(rng.uniform(0, 20), rng.uniform(0, 20), 10.0, 8.0)
     after = backend.apply(
-        change("add_box", image_id, view.revision, "box", class_id=class_id, box=drawn)
+        change(image_id, view.revision, "box", edits.AddBox(image_id, class_id, drawn))
     )
     # nobody changed the image between the view and this edit (else: ConflictError), so the
     # oldest label the view did not show is this edit's box

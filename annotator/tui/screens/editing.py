@@ -5,10 +5,12 @@ touches the store directly. Mixed into `LabellingScreen`, whose state it uses.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from annotator.annotation import Label
+from annotator.store import edits
 from annotator.store.queue import ClassInfo, QueueSpec
 from annotator.tui.backend import Change
 from annotator.tui.draft import Draft
@@ -85,10 +87,13 @@ class EditingMixin(_Base):
     def class_at(self, index: int) -> ClassInfo | None:
         return self.info.classes[index] if 0 <= index < len(self.info.classes) else None
 
-    def _change(self, kind: str, what: str, **fields: Any) -> None:
+    def _change(self, what: str, edit: edits.Edit | Callable[[int], edits.Edit]) -> None:
+        """Queue an edit of the image shown, if one is: `edit`, or what it builds from the
+        image's id."""
         if self.view is None:
             return
-        self.submit(Change(kind, self.view.id, self.view.revision, what, **fields))
+        made = edit(self.view.id) if callable(edit) else edit
+        self.submit(Change(self.view.id, self.view.revision, what, made))
 
     def action_digit(self, index: int) -> None:
         if self.class_at(index) is None:
@@ -114,9 +119,9 @@ class EditingMixin(_Base):
         if self.info.task == "detection":
             self._box_class(index, cls)
         elif self.info.task == "multilabel":
-            self._change("toggle", f"toggled {cls.name}", class_id=cls.id)
+            self._change(f"toggled {cls.name}", lambda image: edits.ToggleClass(image, cls.id))
         else:
-            self._change("assign", f"labelled {cls.name}", class_id=cls.id)
+            self._change(f"labelled {cls.name}", lambda image: edits.AssignClass(image, cls.id))
             if self.settings.advance_on_assign:
                 self.go("step", 1)
 
@@ -124,8 +129,10 @@ class EditingMixin(_Base):
         selected = self._selected_label()
         if self.draft is not None:
             self.draft = self.draft.with_class(cls.id)
-        elif selected is not None:
-            self._change("edit", f"box is now {cls.name}", ann_ids=(selected.id,), class_id=cls.id)
+        elif selected is not None and selected.id is not None:
+            self._change(
+                f"box is now {cls.name}", edits.EditAnnotation(selected.id, class_id=cls.id)
+            )
         self.active_class = index
         self.refresh_all()
 
@@ -136,44 +143,44 @@ class EditingMixin(_Base):
             return
         if self.info.task == "classification":
             best = max(pending, key=lambda lb: lb.score or 0.0)
-            self._change("accept_label", f"accepted {best.class_name}", ann_ids=(best.id,))
+            if best.id is not None:
+                self._change(f"accepted {best.class_name}", edits.AcceptAsLabel(best.id))
             if self.settings.advance_on_assign:
                 self.go("step", 1)
         else:
             ids = tuple(lb.id for lb in pending if lb.id is not None)
-            self._change("review", "accepted the prelabels", ann_ids=ids, value="accepted")
+            self._change("accepted the prelabels", edits.Review(ids, "accepted"))
 
     def action_accept_all(self) -> None:
         ids = tuple(lb.id for lb in self._pending() if lb.id is not None)
         if not ids:
             self.notify("no prelabel to accept on this image", timeout=2)
             return
-        self._change("review", f"accepted {len(ids)} prelabels", ann_ids=ids, value="accepted")
+        self._change(f"accepted {len(ids)} prelabels", edits.Review(ids, "accepted"))
 
     def action_review(self, decision: str) -> None:
         label = self._selected_label()
         if label is None or label.id is None:
             self.notify("select a label first (tab)", timeout=2)
             return
-        self._change("review", f"{decision} {label.class_name}", ann_ids=(label.id,),
-                     value=decision)  # fmt: skip
+        self._change(f"{decision} {label.class_name}", edits.Review((label.id,), decision))
 
     def action_delete(self) -> None:
         label = self._selected_label()
         if label is None or label.id is None:
             self.notify("select a label first (tab)", timeout=2)
             return
-        self._change("delete", f"deleted {label.class_name}", ann_ids=(label.id,))
+        self._change(f"deleted {label.class_name}", edits.Delete(label.id))
         self.selected = None
         self.refresh_all()
 
     def action_skip(self) -> None:
-        self._change("status", "skipped", value="skipped")
+        self._change("skipped", lambda image: edits.SetStatus(image, "skipped"))
         self.go("step", 1)
 
     def action_done(self) -> None:
         """Reviewed: a person looked and the labels shown (maybe none) are the truth."""
-        self._change("status", "reviewed", value="reviewed")
+        self._change("reviewed", lambda image: edits.SetStatus(image, "reviewed"))
         self.go("step", 1)
 
     def action_undo(self) -> None:
@@ -233,10 +240,12 @@ class EditingMixin(_Base):
         self.draft = None
         name = next((c.name for c in self.info.classes if c.id == draft.class_id), "?")
         if draft.ann_id is None:
-            self._change("add_box", f"added {name}", class_id=draft.class_id, box=draft.box)
+            self._change(
+                f"added {name}", lambda image: edits.AddBox(image, draft.class_id, draft.box)
+            )
         else:
-            self._change("edit", f"moved {name}", ann_ids=(draft.ann_id,),
-                         class_id=draft.class_id, box=draft.box)  # fmt: skip
+            moved = edits.EditAnnotation(draft.ann_id, class_id=draft.class_id, box=draft.box)
+            self._change(f"moved {name}", moved)
         self.refresh_all()
 
     def action_cancel(self) -> None:
@@ -260,7 +269,7 @@ class EditingMixin(_Base):
         cls = self.class_at(self.active_class)
         if self.info.task != "detection" or cls is None or self.draft is not None:
             return
-        self._change("add_box", f"added {cls.name}", class_id=cls.id, box=message.box)
+        self._change(f"added {cls.name}", lambda image: edits.AddBox(image, cls.id, message.box))
 
     def on_image_canvas_clicked(self, message: ImageCanvas.Clicked) -> None:
         self.cursor = (message.x, message.y)

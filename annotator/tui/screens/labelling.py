@@ -25,6 +25,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from annotator.config import Settings
 from annotator.errors import AnnotatorError
+from annotator.store.edits import SetStatus
 from annotator.store.queue import DatasetInfo, ImageView, QueueSpec
 from annotator.tui.backend import Backend, Canvas, Change, Timing
 from annotator.tui.bindings import LABEL_KEYS, bindings
@@ -268,7 +269,7 @@ class LabellingScreen(EditingMixin, Screen[None]):
             self.backend.forget(job.image_id)
             self.post_message(Refused(job.image_id, exc.message, self._fresh(job.image_id)))
             return
-        self.post_message(Saved(view, job.what, 0 if job.kind == "status" else 1))
+        self.post_message(Saved(view, job.what, 0 if isinstance(job.edit, SetStatus) else 1))
 
     def backend_revert(self, job: Revert) -> Reverted | Refused:
         try:
