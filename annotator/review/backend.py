@@ -31,6 +31,7 @@ ID, REVISION = "annotator_id", "annotator_revision"
 PUSHED = "annotator_labels"  # sample field: each label as the last push wrote it
 TOKEN_KEY = "annotator_token"
 DISAGREEMENT = "disagreement"
+SUSPECT, SUGGESTED = "suspect_score", "suggested_label"  # an open suspect flag, worst first
 
 # tags set in the App that pull turns into decisions
 LABEL_DECISIONS = {"accept": "accepted", "reject": "rejected", "fix": "pending"}
@@ -56,6 +57,8 @@ SAMPLE_FIELDS = {
     "uncertainty": "FloatField",
     DISAGREEMENT: "BooleanField",
     PUSHED: "DictField",
+    SUSPECT: "FloatField",
+    SUGGESTED: "StringField",
 }
 
 

@@ -232,6 +232,8 @@ def sample_values(task: str, img: ImageRecord, existing: Existing | None) -> dic
         "split": img.split,
         "status": img.status,
         "uncertainty": img.uncertainty,
+        fob.SUSPECT: img.suspect_score,
+        fob.SUGGESTED: img.suggested,
     }
     values.update(label_fields(task, img, existing))
     decided = class_disagreement(img) if task != "detection" else box_disagreement(img)

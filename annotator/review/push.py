@@ -149,7 +149,8 @@ class _Push:
 
     def _changed(self, store_ids: list[int]) -> set[int]:
         """Images to rewrite: in history since the last push, holding labels inserted since,
-        holding a renamed class, not in FiftyOne yet, or just pulled."""
+        holding a renamed class, with a suspect flag raised or cleared since the last push
+        began, not in FiftyOne yet, or just pulled."""
         assert self.state is not None
         info, session, ds = self.state.info, self.session, self.ds
         if info.get("root") != ds.root:
@@ -159,6 +160,9 @@ class _Push:
         dirty = reads.touched_since(session, ds, self.state.position)
         dirty |= reads.with_new_labels(session, ds, int(info.get("last_annotation_id", 0)))
         dirty |= reads.with_classes(session, ds, renamed)
+        since = info.get("started_at")
+        if since:
+            dirty |= reads.flags_changed_since(session, ds, datetime.fromisoformat(since))
         dirty |= {i for i in store_ids if i not in self.sample_of}
         return (dirty | self.pulled) & set(store_ids)
 

@@ -1,7 +1,7 @@
 """The saved views of a mirror (needs_review, low_confidence, unlabeled, disagreements,
-rejected), saved again on every push, and where prelabels and ground truth disagree: FiftyOne's
-`evaluate_detections` for boxes (a sample with a false positive or negative disagrees); class
-sets are compared in `convert` for whole-image labels."""
+rejected, suspect_labels), saved again on every push, and where prelabels and ground truth
+disagree: FiftyOne's `evaluate_detections` for boxes (a sample with a false positive or negative
+disagrees); class sets are compared in `convert` for whole-image labels."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from typing import Any
 from annotator.review import backend as fob
 
 DEFAULT_THRESHOLD = 0.5
-VIEW_NAMES = ("needs_review", "low_confidence", "unlabeled", "disagreements", "rejected")
+VIEW_NAMES = ("needs_review", "low_confidence", "unlabeled", "disagreements", "rejected",
+              "suspect_labels")  # fmt: skip
 DESCRIPTIONS = {
     "needs_review": "samples with pending prelabels",
     "low_confidence": "prelabels with confidence under {threshold}",
     "unlabeled": "images nobody has labelled yet",
     "disagreements": "prelabels and ground truth differ (false positives or negatives)",
     "rejected": "samples with rejected labels",
+    "suspect_labels": "labels cross-validation doubts (open suspect flags), worst first",
 }
 
 
@@ -32,6 +34,7 @@ def build(fods: Any, threshold: float) -> dict[str, Any]:
         "unlabeled": fods.match(F("status") == "unlabeled"),
         "disagreements": fods.match(F(fob.DISAGREEMENT) == True),  # noqa: E712
         "rejected": fods.exists(fob.REJECTED),
+        "suspect_labels": fods.exists(fob.SUSPECT).sort_by(fob.SUSPECT),
     }
 
 

@@ -1,6 +1,7 @@
-"""What review (the FiftyOne mirror) reads from the store, in bulk: images with their labels as
-plain records (one query per chunk of images, no ORM objects), which images changed since a
-history position, label counts, and the state of the last push. Read-only; knows nothing of
+"""What review (the FiftyOne mirror) reads from the store, in bulk: images with their labels and
+their worst open suspect flag as plain records (one query per chunk of images, no ORM objects),
+which images changed since a history position or had a suspect flag raised or cleared since a
+time, label counts, and the state of the last push. Read-only; knows nothing of
 FiftyOne."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from annotator.store.models import (
     Image,
     LabelClass,
     ModelRun,
+    SuspectFlag,
     SyncState,
 )
 
@@ -60,6 +62,8 @@ class ImageRecord:
     uncertainty: float | None
     revision: int
     labels: list[LabelRecord] = field(default_factory=list)
+    suspect_score: float | None = None  # the worst open suspect flag's label quality
+    suggested: str | None = None  # the class that flag suggests instead
 
 
 def image_ids(session: Session, ds: Dataset) -> list[int]:
@@ -85,7 +89,33 @@ def load_images(session: Session, ds: Dataset, ids: list[int]) -> list[ImageReco
             found[row.id] = _image(ds, row)
         for row in session.execute(_label_query().where(Annotation.image_id.in_(batch))):
             found[row.image_id].labels.append(_label(row))
+        for image_id, score, suggested in _open_flags(session, batch):
+            rec = found[image_id]
+            if rec.suspect_score is None or score < rec.suspect_score:
+                rec.suspect_score, rec.suggested = score, suggested
     return [found[i] for i in ids if i in found]
+
+
+def _open_flags(session: Session, batch: list[int]) -> list[tuple[int, float, str | None]]:
+    """(image id, label quality, class suggested) of the open suspect flags raised on the
+    images as they are now (an edit since settles a flag)."""
+    stmt = (
+        select(SuspectFlag.image_id, SuspectFlag.score, LabelClass.name)
+        .join(Image, Image.id == SuspectFlag.image_id)
+        .outerjoin(LabelClass, LabelClass.id == SuspectFlag.suggested_class_id)
+        .where(SuspectFlag.image_id.in_(batch), SuspectFlag.cleared_at.is_(None),
+               SuspectFlag.image_revision == Image.revision)
+    )  # fmt: skip
+    return [(int(i), float(score), name) for i, score, name in session.execute(stmt)]
+
+
+def flags_changed_since(session: Session, ds: Dataset, when: datetime) -> set[int]:
+    """Images that had a suspect flag raised or cleared at or after `when`."""
+    stmt = select(SuspectFlag.image_id).where(
+        SuspectFlag.dataset_id == ds.id,
+        (SuspectFlag.created_at >= when) | (SuspectFlag.cleared_at >= when),
+    )
+    return set(session.scalars(stmt.distinct()))
 
 
 _IMAGE_COLUMNS = (Image.id, Image.path, Image.width, Image.height, Image.split, Image.status,

@@ -99,6 +99,7 @@ def test_saved_views_hold_the_right_samples(fo: Any, build: Any, store: Any) -> 
         "unlabeled": {i2, i3},
         "disagreements": {i1},
         "rejected": {i0},
+        "suspect_labels": set(),
     }
     assert set(fods.list_saved_views()) == set(expected)
     got = {name: set(fods.load_saved_view(name).values(backend.ID)) for name in expected}
