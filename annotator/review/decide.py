@@ -4,7 +4,8 @@ whose class or box the App changed become edits, labels deleted there become del
 added to ground_truth become new labels. A mirrored label stands for the store's label with the
 same id on the same image and, where the push recorded it, the same creation time: never for
 another label that got its id. A decision on something the store changed since the push becomes
-a conflict, never a change. Knows the store only through records and a lookup of pushed states."""
+a conflict, never a change. Knows the store only through records, a lookup of pushed states and
+the edit types a step applies (`annotator.store.edits`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from annotator.annotation import Box
 from annotator.review import backend as fob
 from annotator.review.convert import PushedLabel, abs_box, same_box
 from annotator.review.mirror import FoLabel, FoSample
+from annotator.store import edits
 from annotator.store.models import Dataset
 from annotator.store.review_reads import ImageRecord, LabelRecord
 
@@ -33,18 +35,39 @@ class Ref:
     tags: list[str] = dc_field(default_factory=list)  # its tags when read
 
 
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A label added in the App that the store holds already (multilabel): only its id is
+    written back to the App."""
+
+    ann_id: int
+
+
+KINDS: dict[type, str] = {  # what a step is called in the pull's report
+    edits.Review: "review",
+    edits.EditAnnotation: "edit",
+    edits.Delete: "delete",
+    edits.AssignClass: "create",
+    edits.ToggleClass: "create",
+    edits.AddBox: "create",
+    Link: "link",
+    edits.SetStatus: "status",
+}
+
+
 @dataclass(slots=True)
 class Step:
-    """One store change: review | edit | delete | create | link | status."""
+    """One store change: the edit to apply to an image (or a link), and the App tag it uses up."""
 
-    kind: str
     image_id: int
     ref: Ref
-    tag: str | None = None  # the App tag this step uses up
-    ann_id: int | None = None
-    value: str | None = None  # review state or image status
-    class_id: int | None = None
-    box: Box | None = None
+    edit: edits.Edit | Link
+    tag: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """review | edit | delete | create | link | status."""
+        return KINDS[type(self.edit)]
 
 
 @dataclass(slots=True)
@@ -131,7 +154,7 @@ class Planner:
                 what = f"label {ann_id} ({rec.class_name}) deleted in FiftyOne"
                 self._conflict(img, ref, what, _stale(rec.revision, was.revision))
             else:
-                self.plan.steps.append(Step("delete", img.id, ref, ann_id=ann_id))
+                self.plan.steps.append(Step(img.id, ref, edits.Delete(ann_id)))
 
     def _decision(self, img: ImageRecord, label: FoLabel, rec: LabelRecord | None,
                   ref: Ref) -> None:  # fmt: skip
@@ -152,7 +175,8 @@ class Planner:
         elif rec.revision != label.revision:
             self._conflict(img, ref, f"{what} '{tag}'", _stale(rec.revision, label.revision), tag)
         else:
-            self.plan.steps.append(Step("review", img.id, ref, tag, rec.id, state))
+            fix = fob.FIX_NOTE if tag == "fix" else None
+            self.plan.steps.append(Step(img.id, ref, edits.Review((rec.id,), state, fix), tag))
 
     def _edited(self, img: ImageRecord, label: FoLabel, rec: LabelRecord, ref: Ref,
                 was: PushedLabel | None) -> None:  # fmt: skip
@@ -172,11 +196,11 @@ class Planner:
         if class_id is None:
             self.plan.ignored.append(f"{img.filepath}: {what}: unknown class {class_name!r}")
             return
-        step = Step("edit", img.id, ref, ann_id=rec.id)
-        step.class_id = class_id if class_name != rec.class_name else None
+        new_class = class_id if class_name != rec.class_name else None
+        new_box = None
         if box is not None and rec.box is not None and not same_box(box, rec.box):
-            step.box = box.clipped(img.width, img.height)
-        self.plan.steps.append(step)
+            new_box = box.clipped(img.width, img.height)
+        self.plan.steps.append(Step(img.id, ref, edits.EditAnnotation(rec.id, new_class, new_box)))
 
     def _added(self, img: ImageRecord, label: FoLabel, ref: Ref) -> None:
         where = f"{img.filepath}: label {label.class_name!r} added in FiftyOne"
@@ -193,10 +217,17 @@ class Planner:
             return
         twin = self._accepted_twin(img, label.class_name or "")
         if self.task == "multilabel" and twin is not None:
-            self.plan.steps.append(Step("link", img.id, ref, ann_id=twin))
+            self.plan.steps.append(Step(img.id, ref, Link(twin)))
         else:
-            clipped = box.clipped(img.width, img.height) if box else None
-            self.plan.steps.append(Step("create", img.id, ref, class_id=class_id, box=clipped))
+            self.plan.steps.append(Step(img.id, ref, self._create(img, class_id, box)))
+
+    def _create(self, img: ImageRecord, class_id: int, box: Box | None) -> edits.Edit:
+        """The edit that adds a label of `class_id` (the box, when there is one) to `img`."""
+        if box is not None:
+            return edits.AddBox(img.id, class_id, box.clipped(img.width, img.height))
+        if self.task == "multilabel":
+            return edits.ToggleClass(img.id, class_id)
+        return edits.AssignClass(img.id, class_id)
 
     def _accepted_twin(self, img: ImageRecord, class_name: str) -> int | None:
         for rec in img.labels:
@@ -218,7 +249,7 @@ class Planner:
                 reason = _stale(img.revision, sample.revision)
                 self._conflict(img, ref, f"sample '{tag}'", reason, tag)
             else:
-                self.plan.steps.append(Step("status", img.id, ref, tag, value=status))
+                self.plan.steps.append(Step(img.id, ref, edits.SetStatus(img.id, status), tag))
 
     def _content(self, img: ImageRecord, label: FoLabel) -> tuple[str | None, Box | None]:
         if self.task != "detection" or label.bbox is None:

@@ -15,12 +15,12 @@ from annotator.annotation import Box
 from annotator.errors import ConflictError, InvalidInputError, NotFoundError
 from annotator.review import backend as fob
 from annotator.review import mirror
-from annotator.review.decide import Conflict, Plan, Planner, Ref, Step
+from annotator.review.decide import Conflict, Link, Plan, Planner, Ref, Step
 from annotator.review.push import PushReport, push, sync_state
 from annotator.review.views import DEFAULT_THRESHOLD
-from annotator.store import labels
 from annotator.store import review_reads as reads
 from annotator.store.db import reading
+from annotator.store.edits import ToggleClass, apply
 from annotator.store.history import events_of_annotation
 from annotator.store.models import Dataset, Image
 from annotator.store.types import ProgressFn, Session
@@ -60,7 +60,7 @@ def pull(session: Session, ds: Dataset, *, fo_name: str | None = None,
         by_id = {img.id: img for img in images}
         plan = Planner(ds, by_id, _pushed_lookup(session, ds)).run(samples)
         session.commit()  # end the read transaction before writing
-        created = _apply(session, ds.task, plan, by_id, report)
+        created = _apply(session, plan, by_id, report)
         _mark(fods, ds.task, plan, created, report)
     taken = {s.image_id for s in samples if s.image_id in by_id and s.app_changes()}
     report.push = push(session, ds, fo_name=name, threshold=threshold, progress=progress,
@@ -108,7 +108,7 @@ def _snap_box(snap: dict[str, Any]) -> Box | None:
 ORDER = {"edit": 0, "delete": 1, "create": 2, "link": 3, "review": 4, "status": 5}
 
 
-def _apply(session: Session, task: str, plan: Plan, images: dict[int, reads.ImageRecord],
+def _apply(session: Session, plan: Plan, images: dict[int, reads.ImageRecord],
            report: PullReport) -> dict[str, tuple[int, int]]:  # fmt: skip
     """Run the steps; returns label id in FiftyOne -> (annotation id, revision) of labels
     created or linked. A step refused by the store becomes a conflict or an ignored line.
@@ -118,7 +118,7 @@ def _apply(session: Session, task: str, plan: Plan, images: dict[int, reads.Imag
     done: list[Step] = []
     for step in sorted(plan.steps, key=lambda s: ORDER[s.kind]):
         try:
-            made = _run(session, task, step, revisions[step.image_id])
+            made = _run(session, step, revisions[step.image_id])
         except ConflictError as exc:
             session.rollback()
             path = images[step.image_id].filepath
@@ -129,7 +129,8 @@ def _apply(session: Session, task: str, plan: Plan, images: dict[int, reads.Imag
             report.ignored.append(f"{images[step.image_id].filepath}: {step.kind}: {exc}")
             continue
         image = session.get(Image, step.image_id)
-        revisions[step.image_id] = image.revision if image else 0
+        if image is not None:  # else gone: the image's next step is refused as not found
+            revisions[step.image_id] = image.revision
         if made is not None and step.ref.label_id:
             created[step.ref.label_id] = made
         report.applied[COUNT_NAMES[step.kind]] += 1
@@ -140,40 +141,17 @@ def _apply(session: Session, task: str, plan: Plan, images: dict[int, reads.Imag
     return created
 
 
-def _run(session: Session, task: str, step: Step, revision: int) -> tuple[int, int] | None:
-    """One step through the store's use cases; returns (id, revision) of a label it made."""
-    if step.kind == "status":
-        labels.set_status(session, step.image_id, step.value or "", AUTHOR, revision)
+def _run(session: Session, step: Step, revision: int) -> tuple[int, int] | None:
+    """One step through the store's edits; returns (id, revision) of a label it created or
+    linked."""
+    if isinstance(step.edit, Link):
+        return step.edit.ann_id, 1
+    made = apply(session, step.edit, AUTHOR, revision)
+    if isinstance(step.edit, ToggleClass) and made is None:
+        raise ConflictError("the class was on the image already: toggled off, not added")
+    if step.kind != "create" or made is None:
         return None
-    if step.kind == "review":
-        note = fob.FIX_NOTE if step.tag == "fix" else None
-        labels.review_annotations(session, [step.ann_id or 0], step.value or "", AUTHOR,
-                                  revision, note)  # fmt: skip
-        return None
-    if step.kind == "edit":
-        labels.edit_annotation(session, step.ann_id or 0, AUTHOR, class_id=step.class_id,
-                               box=step.box, expected_revision=revision)  # fmt: skip
-        return None
-    if step.kind == "delete":
-        labels.delete_annotation(session, step.ann_id or 0, AUTHOR, revision)
-        return None
-    if step.kind == "link":
-        return step.ann_id or 0, 1
-    return _create(session, task, step, revision)
-
-
-def _create(session: Session, task: str, step: Step, revision: int) -> tuple[int, int]:
-    class_id = step.class_id or 0
-    if step.box is not None:
-        ann = labels.add_box(session, step.image_id, class_id, step.box, AUTHOR, revision)
-    elif task == "multilabel":
-        made = labels.toggle_class(session, step.image_id, class_id, AUTHOR, revision)
-        if made is None:
-            raise ConflictError("the class was on the image already: toggled off, not added")
-        ann = made
-    else:
-        ann = labels.assign_class(session, step.image_id, class_id, AUTHOR, revision)
-    return ann.id, ann.revision
+    return made.id, made.revision
 
 
 def _mark(fods: Any, task: str, plan: Plan, created: dict[str, tuple[int, int]],

@@ -10,8 +10,9 @@ import pytest
 
 from annotator.annotation import Box
 from annotator.review.convert import abs_box, class_disagreement, rel_box
-from annotator.review.decide import Planner
+from annotator.review.decide import Link, Planner, Step
 from annotator.review.mirror import FoLabel, FoSample
+from annotator.store.edits import EditAnnotation, Review, SetStatus
 from annotator.store.review_reads import ImageRecord, LabelRecord
 
 pytestmark = pytest.mark.xdist_group("fiftyone")
@@ -96,7 +97,7 @@ def test_label_tags_plan(tags: list[str], store: LabelRecord | None, pushed_rev:
                          expect: str) -> None:  # fmt: skip
     img = _image(*([store] if store else []))
     plan = _plan("detection", img, _sample(_fo("prelabels", 5, pushed_rev, tags, box=BOX)))
-    got = [f"{s.kind} {s.value}" for s in plan.steps]
+    got = [_said(s) for s in plan.steps]
     got += ["conflict"] * len(plan.conflicts) + ["settled"] * len(plan.settled)
     got += ["ignored"] * len(plan.ignored)
     assert got == ([] if expect == "nothing" else [expect])
@@ -110,8 +111,7 @@ def test_edited_box_and_class_become_an_edit() -> None:
     img = _image(_rec(5, "cat", box=BOX))
     plan = _plan("detection", img, _sample(_fo("ground_truth", 5, 1, [], "dog", moved)))
     (step,) = plan.steps
-    assert (step.kind, step.ann_id, step.class_id) == ("edit", 5, CLASSES["dog"])
-    assert step.box == Box(12, 20, 30, 40)
+    assert step.edit == EditAnnotation(5, CLASSES["dog"], Box(12, 20, 30, 40))
 
 
 def test_float_noise_is_not_an_edit() -> None:
@@ -149,7 +149,7 @@ def test_labels_added_in_fiftyone(task: str, field: str, cls: str, expect: str) 
     got = [s.kind for s in plan.steps] + ["ignored"] * len(plan.ignored)
     assert got == [expect]
     if expect == "link":
-        assert plan.steps[0].ann_id == 5
+        assert plan.steps[0].edit == Link(5)
 
 
 @pytest.mark.parametrize(
@@ -165,7 +165,17 @@ def test_labels_added_in_fiftyone(task: str, field: str, cls: str, expect: str) 
 def test_sample_tags_plan(tags: list[str], status: str, revision: int, expect: str) -> None:
     img = _image(revision=revision, status=status)
     plan = _plan("classification", img, _sample(tags=tags))
-    got = [f"{s.kind} {s.value}" for s in plan.steps]
+    got = [_said(s) for s in plan.steps]
     got += ["conflict"] * len(plan.conflicts) + ["settled"] * len(plan.settled)
     got += ["ignored"] * len(plan.ignored)
     assert got == [expect]
+
+
+def _said(step: Step) -> str:
+    """A step as the tables above name it: its kind and the review state or status it sets."""
+    match step.edit:
+        case Review(decision=decision):
+            return f"review {decision}"
+        case SetStatus(status=status):
+            return f"status {status}"
+    return step.kind
