@@ -233,6 +233,23 @@ class Backend:
         with self.store.session(readonly=True) as s:
             return [progress(s, ds) for ds in list_datasets(s)]
 
+    def accuracy(self, dataset_id: int) -> float | None:
+        """The cross-validated accuracy of the dataset's newest trained model (None: none)."""
+        from annotator.learn.train import latest_accuracy
+        from annotator.store.models import Dataset
+
+        with self.store.session(readonly=True) as s:
+            return latest_accuracy(s, s.get_one(Dataset, dataset_id))
+
+    def retrain(self, dataset_id: int, progress: Callable[[int, int], None]) -> Any:
+        """Embed the images without a vector, train on the accepted labels and store the
+        proposals (`annotator.learn.loop`); returns its RetrainReport."""
+        from annotator.learn.loop import retrain
+        from annotator.store.models import Dataset
+
+        with self.store.session() as s:
+            return retrain(s, s.get_one(Dataset, dataset_id), progress)
+
 
 def _locate(s: Any, dataset_id: int, spec: q.QueueSpec, how: str, image_id: int | None,
             arg: Any) -> int | None:  # fmt: skip

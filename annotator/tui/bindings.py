@@ -102,6 +102,8 @@ LABEL_KEYS: tuple[KeySpec, ...] = (
     _spec("find", "slash", "find", "Find an image by file name", "Navigation", "Find", "/"),
     _spec("queue", "f", "choose_queue", "Choose the queue: filter and order", "Navigation",
           "Queue"),
+    _spec("retrain", "t", "retrain", "Retrain on your labels (embed new images, train, refresh "
+          "the proposals); needs the learn extra", "Model"),
 )  # fmt: skip
 
 ALL_KEYS: tuple[KeySpec, ...] = APP_KEYS + LABEL_KEYS

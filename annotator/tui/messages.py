@@ -4,6 +4,7 @@ The UI thread reacts to these; it never waits on the store or on files itself.""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from textual.message import Message
 
@@ -71,3 +72,19 @@ class Reverted(Message):
     image_ids: list[int] = field(default_factory=list)
     view: ImageView | None = None
     what: str = "undo"
+
+
+@dataclass
+class Learning(Message):
+    """The retrain worker's progress, as the status bar shows it."""
+
+    text: str
+
+
+@dataclass
+class Retrained(Message):
+    """Retraining finished (`report`: the loop's RetrainReport), or the trained model's accuracy
+    was read (`report` None)."""
+
+    report: Any
+    accuracy: float | None

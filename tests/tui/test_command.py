@@ -65,7 +65,7 @@ def test_label_defaults_to_the_unlabeled_queue_by_file(run_cli: Any, pets: None,
         (["label", "pets", "--queue", "class:bird"], "has no class 'bird'"),
         (
             ["label", "pets", "--queue", "done"],
-            "choose unlabeled, review, flagged, all or class:NAME",
+            "choose unlabeled, review, flagged, all, suspects, duplicates or class:NAME",
         ),
     ],
 )

@@ -16,6 +16,7 @@ from annotator.tui.viewport import half_up
 from tests.tui.conftest import Fixture, settle
 
 SIZE = (120, 36)
+COLOUR = "tests.learn.stub_backbones:colour"
 Steps = Callable[[Any], Awaitable[None]]
 
 
@@ -396,6 +397,47 @@ def test_f_chooses_the_queue(tui: Fixture, make_app: Any) -> None:
     assert seen == [("img1.png", "review", "uncertainty", (1, 1))]
 
 
+def test_t_retrains_and_refreshes_the_proposals(
+    tui: Fixture, make_app: Any, monkeypatch: Any
+) -> None:
+    """Two labels per class, then t: the images without a vector are embedded, a classifier
+    is trained off the UI thread, and the image on screen shows its proposal; the status bar
+    shows the cross-validated accuracy."""
+    import threading
+
+    from annotator.tui.backend import Backend
+    from tests.tui.test_learning import build_colours, status_text, told, wait_for
+
+    build_colours(tui)
+    seen: list[Any] = []
+    threads: list[bool] = []
+    retrain = Backend.retrain
+
+    def spy(self: Any, *args: Any) -> Any:
+        threads.append(threading.current_thread() is threading.main_thread())
+        return retrain(self, *args)
+
+    monkeypatch.setattr(Backend, "retrain", spy)
+
+    async def steps(pilot: Any) -> None:
+        screen = screen_of(pilot)
+        seen.append((shown(pilot), list(screen.view.labels), screen.accuracy))
+        await pilot.press("t")
+        await wait_for(pilot, lambda: screen.accuracy is not None and not screen.learning)
+        labels = [(lb.class_name, lb.review, lb.source) for lb in screen.view.labels]
+        seen.append((shown(pilot), labels, screen.accuracy))
+        seen.append((status_text(pilot), told(pilot)))
+
+    drive(make_app("colours"), steps)
+    assert threads == [False]
+    assert seen[0] == ("blue_002.png", [], None)
+    assert seen[1] == ("blue_002.png", [("blue", "pending", "train:" + COLOUR)], 1.0)
+    status, notes = seen[2]
+    assert "model 100% (cv)" in status
+    assert len(notes) == 1 and "cross-validated accuracy 1.000 on 6 labels" in notes[0]
+    assert "6 images got a proposal; 3 new images embedded" in notes[0]
+
+
 def test_s_skips_and_moves_on(tui: Fixture, make_app: Any) -> None:
     seen: list[str] = []
 
@@ -552,6 +594,7 @@ KEY_TESTS = {
     "goto": "test_g_goes_to_a_position",
     "find": "test_slash_finds_an_image_by_name",
     "queue": "test_f_chooses_the_queue",
+    "retrain": "test_t_retrains_and_refreshes_the_proposals",
     "quit": "test_q_quits_after_saving_what_was_pressed",
     "help": "test_question_mark_lists_every_binding",
     "overview": "test_o_opens_the_overview_and_starts_a_queue",

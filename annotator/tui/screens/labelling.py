@@ -33,6 +33,7 @@ from annotator.tui.draft import Draft
 from annotator.tui.messages import Counted, FrameReady, Refused, Reverted, Saved, Shown, Timed
 from annotator.tui.render import Frame, Mode
 from annotator.tui.screens.editing import EditingMixin, Revert
+from annotator.tui.screens.learning import LearningMixin
 from annotator.tui.widgets.canvas import ImageCanvas, Overlay
 from annotator.tui.widgets.classlist import ClassList, LabelList
 from annotator.tui.widgets.statusbar import Status, StatusBar
@@ -41,7 +42,7 @@ RATE_AFTER_H = 1 / 60  # labels per hour is shown once the session is a minute o
 SETTLE_S = 0.04  # background work waits this long after an image is shown (it is drawn by then)
 
 
-class LabellingScreen(EditingMixin, Screen[None]):
+class LabellingScreen(EditingMixin, LearningMixin, Screen[None]):
     DEFAULT_CSS = """
     LabellingScreen #main { height: 1fr; }
     LabellingScreen #side { width: 34; height: 1fr; border-left: solid $primary-background;
@@ -102,6 +103,7 @@ class LabellingScreen(EditingMixin, Screen[None]):
         canvas.loading_text = "loading…"
         self.refresh_panels()
         self.call_after_refresh(self.go, "first")
+        self.read_accuracy()
 
     @property
     def canvas(self) -> ImageCanvas:
@@ -384,7 +386,9 @@ class LabellingScreen(EditingMixin, Screen[None]):
         size = f"{view.sample.width}×{view.sample.height}" if view else ""
         return Status(self.info.name, self.info.task, self.queue_name(), pos, total, done, images,
                       rate, file, size, view.status if view else "",
-                      f"drawing: arrows move {self.draft.part}" if self.draft else "")  # fmt: skip
+                      f"drawing: arrows move {self.draft.part}" if self.draft else "",
+                      self.accuracy, (view.suspect or view.duplicate or "") if view else "",
+                      self.learning)  # fmt: skip
 
     def hint(self) -> str:
         """What the keys do now, when that differs from the footer (drawing a box)."""
@@ -418,6 +422,8 @@ class LabellingScreen(EditingMixin, Screen[None]):
         self.notify(text, title="error", severity="error", timeout=8)
         if event.worker.group == "write":
             self.write_done()
+        if event.worker.group == "learn":
+            self.learning_failed()
         if event.worker.group == "load":
             self.steps, self.shown_move, self.settled = 0, self.moves, True
             self.backend.calm()

@@ -1,6 +1,8 @@
 """The status bar: dataset, position in the queue (i/N), how much of the dataset is done, labels
-per hour in this session, the queue in force, the file shown and its state, and what the keys
-do while a box is being drawn. Text only; the screen computes the figures."""
+per hour in this session, the trained model's cross-validated accuracy (once there is one), the
+queue in force, the file shown and its state, what a suspect flag suggests or which duplicate
+group the image is in, and what the keys do while a box is being drawn. Text only; the screen
+computes the figures."""
 
 from __future__ import annotations
 
@@ -24,6 +26,9 @@ class Status:
     size: str = ""
     state: str = ""
     hint: str = ""
+    accuracy: float | None = None  # the trained model's cross-validated accuracy
+    note: str = ""  # a suspect flag's suggestion, the image's duplicate group
+    work: str = ""  # background work in progress (retraining)
 
 
 def _figure(value: int | None) -> str:
@@ -50,7 +55,13 @@ class StatusBar(Static):
             text.append(f"  {100 * st.done / st.images:.0f}% done")
         rate = "—" if st.rate is None else f"{st.rate:,.0f}"
         text.append(f"  {rate} labels/h")
+        if st.accuracy is not None:
+            text.append(f"  model {100 * st.accuracy:.0f}% (cv)", style="bold")
+        if st.work:
+            text.append(f"  {st.work}", style="italic")
         text.append(f"  queue: {st.queue}", style="italic")
+        if st.note:  # before the file name, which may be long
+            text.append(f"  {st.note}", style="bold yellow")
         if st.file:
             text.append(f"  {st.file}", style="bold")
             text.append(f" {st.size} {st.state}", style="dim")
