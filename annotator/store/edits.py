@@ -18,19 +18,23 @@ from annotator.store.models import Annotation
 
 
 @dataclass(frozen=True, slots=True)
-class AssignClass:
+class _ImageClass:
+    """The fields of an edit that gives the image `image_id` the whole-image class `class_id`."""
+
+    image_id: int
+    class_id: int
+
+
+class AssignClass(_ImageClass):
     """Classification: the image's one label becomes `class_id`."""
 
-    image_id: int
-    class_id: int
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ToggleClass:
+class ToggleClass(_ImageClass):
     """Multilabel: class `class_id` added to the image when absent, removed when present."""
 
-    image_id: int
-    class_id: int
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +56,6 @@ class EditAnnotation:
 
 
 @dataclass(frozen=True, slots=True)
-class Delete:
-    """A label or box deleted."""
-
-    ann_id: int
-
-
-@dataclass(frozen=True, slots=True)
 class Review:
     """Labels of one image accepted, rejected or put back to pending, with an optional note."""
 
@@ -68,18 +65,26 @@ class Review:
 
 
 @dataclass(frozen=True, slots=True)
-class AcceptAsLabel:
-    """Classification: the prelabel `ann_id` becomes the image's one label."""
+class SetStatus:
+    """The image's status set (one of `STATUSES`: skipped, reviewed, ...). On an overlap image
+    a person labels in their own layer, labeled or reviewed finishes their vote instead."""
+
+    image_id: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """A label or box deleted."""
 
     ann_id: int
 
 
 @dataclass(frozen=True, slots=True)
-class SetStatus:
-    """The image's status set (skipped, reviewed, ...)."""
+class AcceptAsLabel:
+    """Classification: the prelabel `ann_id` becomes the image's one label."""
 
-    image_id: int
-    status: str
+    ann_id: int
 
 
 Edit = (
