@@ -13,7 +13,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from annotator.errors import ConflictError, InvalidInputError
+from annotator.errors import ConflictError, InvalidInputError, StorageError
 from annotator.formats.exporting import export_dataset
 from annotator.formats.importing import import_source
 from annotator.formats.manifest import read_manifest
@@ -140,13 +140,13 @@ def test_a_failing_export_leaves_dest_untouched(sample_store: Store, tmp_path: P
         real(self, sample, target)
 
     monkeypatch.setattr(MediaPlacer, "place", flaky)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageError, match="cannot write the export to .*new: disk full"):
         _export(sample_store, "yolo", "scenes", tmp_path / "new")
     assert not (tmp_path / "new").exists()
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "previous.txt").write_text("v1")
     calls.clear()
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageError, match="disk full"):
         _export(sample_store, "yolo", "scenes", tmp_path / "old", overwrite=True)
     assert [p.name for p in (tmp_path / "old").iterdir()] == ["previous.txt"]
     assert _entries(tmp_path) == ["old"]  # no leftovers

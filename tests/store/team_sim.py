@@ -34,14 +34,7 @@ def main(url: str, dataset: str, user: str, seconds: float, out: str) -> None:
         served.append(view.id)
         time.sleep(rng.uniform(0.05, 0.25))  # looking at the image
         cls = rng.choice(info.classes)
-        try:
-            assign = edits.AssignClass(view.id, cls.id)
-            backend.apply(Change(view.id, view.revision, "assign", assign))
-            committed.append((view.id, cls.id))
-        except ConflictError as exc:
-            stale.append(str(exc))
-        except Exception as exc:  # everything else is a failure the test reports
-            errors.append(f"{type(exc).__name__}: {exc}")
+        _label(backend, view, cls.id, committed, stale, errors)
         try:
             view = backend.find_view(info.id, spec, "step", view.id, 1) or backend.find_view(
                 info.id, spec, "first", None
@@ -54,6 +47,25 @@ def main(url: str, dataset: str, user: str, seconds: float, out: str) -> None:
     with open(out, "w") as fh:
         json.dump({"served": served, "committed": committed, "stale": stale,
                    "errors": errors}, fh)  # fmt: skip
+
+
+def _label(backend: Backend, view: q.ImageView, class_id: int, committed: list[tuple[int, int]],
+           stale: list[str], errors: list[str]) -> None:  # fmt: skip
+    """Assign a class as the app does: a refusal (the image changed since it was shown, e.g. a
+    model run's proposals arrived) shows the fresh state, and the person presses the key again."""
+    revision = view.revision
+    for _ in range(5):
+        try:
+            backend.apply(Change(view.id, revision, "assign", edits.AssignClass(view.id, class_id)))
+            committed.append((view.id, class_id))
+            return
+        except ConflictError as exc:
+            stale.append(str(exc))
+            backend.forget(view.id)
+            revision = backend.view(view.id).revision
+        except Exception as exc:  # everything else is a failure the test reports
+            errors.append(f"{type(exc).__name__}: {exc}")
+            return
 
 
 if __name__ == "__main__":
