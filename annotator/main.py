@@ -114,11 +114,11 @@ def user_error(exc: BaseException, db: str | None) -> AnnotatorError | None:
     if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
         where = f"{os.fsdecode(exc.filename)}: " if exc.filename else ""
         return StorageError(f"{where}{os_error_reason(exc)}")
-    if type(exc).__module__.startswith("sqlalchemy"):
-        from annotator.store.db import database_error, resolve_url
+    if isinstance(exc, click.exceptions.Exit | click.ClickException):
+        return None  # click's own way out (help, a usage error): no store to ask
+    from annotator.store.db import escaped_database_error
 
-        return database_error(resolve_url(db), exc)
-    return None
+    return escaped_database_error(exc, db)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -53,27 +53,11 @@ def test_store_depends_on_nothing_above_it() -> None:
     assert _hits(_files("store"), above) == []
 
 
-# Files that still talk SQL above the store, held by work in progress; each is to move its
-# queries into named store functions and leave this list (which then goes).
-SQL_ABOVE_STORE_PENDING = {
-    "annotator/formats/exporting.py",  # export counts: count_exportable beside export_samples
-    "annotator/formats/importing.py",  # the dataset lookup: find_dataset
-}
-
-
 def test_only_the_store_talks_sql() -> None:
     """Only annotator/store/ (and migrations/, outside the package) imports sqlalchemy; the
     layers above name a session as `annotator.store.types.Session`."""
     above = [p for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE).parts[0] != "store"]
-    found = _hits(above, ("sqlalchemy",))
-    assert [hit for hit in found if hit.split(" imports ")[0] not in SQL_ABOVE_STORE_PENDING] == []
-
-
-def test_the_sql_allow_list_holds_only_files_that_still_need_it() -> None:
-    """An allowed file that no longer imports sqlalchemy leaves the list."""
-    for name in SQL_ABOVE_STORE_PENDING:
-        path = PACKAGE.parent / name
-        assert _hits([path], ("sqlalchemy",)), f"{name} no longer imports sqlalchemy: unlist it"
+    assert _hits(above, ("sqlalchemy",)) == []
 
 
 def test_cli_and_tui_never_import_each_other() -> None:

@@ -12,14 +12,11 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from annotator import __version__
 from annotator.errors import ConflictError, InvalidInputError
@@ -34,16 +31,22 @@ from annotator.formats.common import (
 from annotator.formats.manifest import Manifest, SplitCounts, Tally, write_manifest
 from annotator.formats.media import MediaPlacer
 from annotator.formats.registry import get_format
-from annotator.store.bulk import EXPORTED_STATUSES, export_samples, gc_paused, reviews_for
+from annotator.store.bulk import (
+    count_exportable,
+    export_left_out,
+    export_samples,
+    gc_paused,
+    reviews_for,
+)
 from annotator.store.datasets import get_dataset
-from annotator.store.dupes import check_leakage, marked_duplicates
+from annotator.store.dupes import check_leakage
 from annotator.store.history import position
-from annotator.store.models import Annotation, Dataset, Image
+from annotator.store.models import Dataset
 from annotator.store.rewind import SnapshotView
 from annotator.store.splits import splits_present
+from annotator.store.types import ProgressFn, Session
 from annotator.store.versions import snapshot_view, tag_at
 
-ProgressFn = Callable[[int, int], None]
 PROGRESS_EVERY = 256
 
 
@@ -155,10 +158,7 @@ class _Job:
     done: int = 0
 
     def run(self, splits: list[str]) -> tuple[dict[str, SplitCounts], int]:
-        total = self.session.scalar(
-            select(func.count()).where(Image.dataset_id == self.ds.id, Image.split.is_not(None))
-        )
-        self.total = self.view.total() if self.view else int(total or 0)
+        self.total = self.view.total() if self.view else count_exportable(self.session, self.ds)
         if self.progress:
             self.progress(0, self.total)
         names = UniqueNames()
@@ -204,29 +204,6 @@ class _Job:
                 self.progress(self.done, self.total)
         self.writer.end(split)
         return skipped
-
-
-def export_left_out(session: Session, ds: Dataset, include_pending: bool = False) -> dict[str, int]:
-    """How many images no export takes, by reason: no split at all (though labelled), neither
-    labels nor a status saying a person looked at them, or flagged (labels refused on import)."""
-    no_split = sum(1 for _ in export_samples(session, ds, None, include_pending=include_pending))
-    labelled = select(Annotation.image_id).where(
-        Annotation.dataset_id == ds.id, Annotation.review.in_(reviews_for(include_pending))
-    )
-    stmt = select(func.count()).where(
-        Image.dataset_id == ds.id,
-        Image.split.is_not(None),
-        Image.status.not_in(EXPORTED_STATUSES),
-        Image.id.not_in(labelled),
-        Image.flag.is_(None),
-    )
-    flagged = select(func.count()).where(
-        Image.dataset_id == ds.id, Image.split.is_not(None), Image.flag.is_not(None)
-    )
-    dupes = select(func.count()).where(Image.id.in_(marked_duplicates(ds.id)))
-    return {"no_split": no_split, "unlabeled": int(session.scalar(stmt) or 0),
-            "flagged": int(session.scalar(flagged) or 0),
-            "duplicate": int(session.scalar(dupes) or 0)}  # fmt: skip
 
 
 def check_dest(dest: Path, ds: Dataset, overwrite: bool) -> None:

@@ -6,21 +6,17 @@ crash completes the import without duplicates)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from annotator.errors import InvalidInputError
 from annotator.formats.common import Incoming, Parsed, Problem
 from annotator.formats.registry import get_format
 from annotator.store.bulk import BulkReport, gc_paused, import_samples
-from annotator.store.datasets import add_classes, create_dataset, get_dataset
+from annotator.store.datasets import add_classes, create_dataset, find_dataset
 from annotator.store.models import TASKS, Dataset, LabelClass
-
-ProgressFn = Callable[[int, int], None]
+from annotator.store.types import ProgressFn, Session
 
 
 @dataclass(kw_only=True)
@@ -133,7 +129,7 @@ def ensure_classes(session: Session, ds: Dataset, names: Iterable[str]) -> list[
 
 def _target(session: Session, name: str, parsed: Parsed, task: str | None) -> tuple[Dataset, bool]:
     """The dataset to import into (created when absent), once its task can hold the source."""
-    existing = session.scalar(select(Dataset).where(Dataset.name == name.strip()))
+    existing = find_dataset(session, name.strip())
     if existing is not None and task is not None and task != existing.task:
         raise InvalidInputError(
             f"dataset {existing.name!r} is {existing.task}, not {task}: "
@@ -142,7 +138,7 @@ def _target(session: Session, name: str, parsed: Parsed, task: str | None) -> tu
     chosen = existing.task if existing is not None else task or parsed.infer_task()
     check_task(parsed, chosen, name.strip())
     if existing is not None:
-        return get_dataset(session, existing.name), False
+        return existing, False
     return create_dataset(session, name, chosen, parsed.classes, parsed.root), True
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import DateTime, and_, select
+from sqlalchemy import DateTime, and_, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -34,9 +34,9 @@ from annotator.store.imagefile import BadImage, ImageInfo
 from annotator.store.images import stored_path
 from annotator.store.models import Annotation, Dataset, Image, ModelRun, utcnow
 from annotator.store.probing import probe_batches
+from annotator.store.types import ProgressFn
 
 BATCH = 2000
-ProgressFn = Callable[[int, int], None]
 EXPORTED_STATUSES = ("labeled", "reviewed")  # images kept as negatives when they hold no label
 SWAPPED = frozenset({5, 6, 7, 8})
 FLAG_LISTED = 10  # refused labels an image's flag names one by one
@@ -417,6 +417,32 @@ def export_samples(
 
 def reviews_for(include_pending: bool) -> tuple[str, ...]:
     return ("accepted", "pending") if include_pending else ("accepted",)
+
+
+def count_exportable(session: Session, ds: Dataset) -> int:
+    """How many images of `ds` have a split: the most an export can write."""
+    stmt = select(func.count()).where(Image.dataset_id == ds.id, Image.split.is_not(None))
+    return int(session.scalar(stmt) or 0)
+
+
+def export_left_out(session: Session, ds: Dataset, include_pending: bool = False) -> dict[str, int]:
+    """How many images no export takes, by reason: no split at all (though labelled), neither
+    labels nor a status saying a person looked at them, or flagged (labels refused on import)."""
+    no_split = sum(1 for _ in export_samples(session, ds, None, include_pending=include_pending))
+    labelled = select(Annotation.image_id).where(
+        Annotation.dataset_id == ds.id, Annotation.review.in_(reviews_for(include_pending))
+    )
+    in_split = (Image.dataset_id == ds.id, Image.split.is_not(None))
+    unlabeled = select(func.count()).where(
+        *in_split,
+        Image.status.not_in(EXPORTED_STATUSES),
+        Image.id.not_in(labelled),
+        Image.flag.is_(None),
+    )
+    flagged = select(func.count()).where(*in_split, Image.flag.is_not(None))
+    dupes = select(func.count()).where(Image.id.in_(marked_duplicates(ds.id)))
+    counts = {"unlabeled": unlabeled, "flagged": flagged, "duplicate": dupes}
+    return {"no_split": no_split} | {k: int(session.scalar(q) or 0) for k, q in counts.items()}
 
 
 def _image_chunks(

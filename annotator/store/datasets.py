@@ -49,8 +49,13 @@ def validate_class_name(name: str) -> str:
     return clean
 
 
+def find_dataset(session: Session, name: str) -> Dataset | None:
+    """The dataset named `name`, or None when there is none."""
+    return session.scalar(select(Dataset).where(Dataset.name == name))
+
+
 def get_dataset(session: Session, name: str) -> Dataset:
-    ds = session.scalar(select(Dataset).where(Dataset.name == name))
+    ds = find_dataset(session, name)
     if ds is None:
         known = ", ".join(session.scalars(select(Dataset.name).order_by(Dataset.name))) or "none"
         raise NotFoundError(f"no dataset named {name!r} (datasets: {known})")

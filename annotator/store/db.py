@@ -111,6 +111,12 @@ def database_error(url: str, exc: BaseException) -> AnnotatorError | None:
     return StorageError(f"cannot use database {where}: {reason}")
 
 
+def escaped_database_error(exc: BaseException, db: str | None) -> AnnotatorError | None:
+    """`database_error` for an error that escaped a command run on `--db` `db`; None for an
+    error that is not the database's."""
+    return database_error(resolve_url(db), exc) if isinstance(exc, DBAPIError) else None
+
+
 @contextmanager
 def user_errors(url: str) -> Iterator[None]:
     """Within the block, SQLAlchemy's errors on `url` become one-line `StorageError`s."""
