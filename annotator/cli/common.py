@@ -5,13 +5,16 @@ inside functions so `annotator --help` stays fast."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from annotator.context import Context, pass_ctx
+
+if TYPE_CHECKING:  # a type only: the store stays off the path of `--help`
+    from annotator.store.types import ProgressFn
 
 __all__ = ["Context", "err", "pass_ctx", "print_table", "progress_bar"]
 
@@ -21,7 +24,7 @@ def err(message: str) -> None:
 
 
 @contextmanager
-def progress_bar(description: str, unit: str = "images") -> Iterator[Callable[[int, int], None]]:
+def progress_bar(description: str, unit: str = "images") -> Iterator[ProgressFn]:
     """A progress bar on stderr with a rate column; yields `update(done, total)`."""
     from rich.console import Console
     from rich.progress import (

@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from annotator.cli.common import Context, err, pass_ctx, print_table, progress_bar
+
+if TYPE_CHECKING:  # a type only: the store stays off the path of `--help`
+    from annotator.store.types import ProgressFn
 
 TASK_CHOICE = click.Choice(["classification", "multilabel", "detection"])
 FORMAT_CHOICE = click.Choice(["coco", "yolo", "imagefolder"])
@@ -19,11 +22,11 @@ MAX_LISTED = 200
 
 
 @contextmanager
-def lazy_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+def lazy_bar(description: str) -> Iterator[ProgressFn]:
     """A progress bar that appears with the first progress report, so an error found before
     the work starts prints alone."""
     with ExitStack() as stack:
-        shown: list[Callable[[int, int], None]] = []
+        shown: list[ProgressFn] = []
 
         def update(done: int, total: int) -> None:
             if not shown:

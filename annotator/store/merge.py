@@ -12,7 +12,6 @@ whole-batch statements, still one history event per label created, deleted or ma
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,11 @@ from annotator.store.bulk import bulk_author, fetch_all, gc_paused, now_param
 from annotator.store.datasets import color_for, validate_class_name
 from annotator.store.images import resolve_path, stored_path
 from annotator.store.models import Dataset, Image, LabelClass
+from annotator.store.types import ProgressFn
 
 CONFLICT_MODES = ("keep", "theirs", "both", "review")
 COPIED = ("accepted", "pending")  # the source's labels a merge brings (not rejected, not votes)
 BATCH = 1000
-ProgressFn = Callable[[int, int], None]
 Key = tuple[str, str, float | None, float | None, float | None, float | None, bool]
 
 
