@@ -10,6 +10,7 @@ are counted, never imported."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ from annotator.formats.common import (
     Incoming,
     Parsed,
     Problem,
+    WriterBase,
     norm,
     sha256_file,
     split_from_name,
@@ -414,7 +416,7 @@ def _shape(
 # ---------------------------------------------------------------- writing
 
 
-class CocoWriter:
+class CocoWriter(WriterBase):
     """Streams `annotations/instances_<split>.json`: the header, then each image as it comes,
     its annotations spooled to a side file and appended after the images (so nothing grows with
     the dataset). Category ids are 1..N in class order; image and annotation ids are the
@@ -489,6 +491,15 @@ class CocoWriter:
 
     def close(self, splits: list[str]) -> dict[str, str]:
         return self.files
+
+    def abort(self) -> None:
+        """Close the split's files (whatever a last flush raises) and remove its spool."""
+        for fh in (self._out, self._spool):
+            if fh is not None and not fh.closed:
+                with contextlib.suppress(OSError):
+                    fh.close()
+        if self._spool is not None:
+            Path(self._spool.name).unlink(missing_ok=True)
 
 
 def annotation_record(label: Label, image_id: int | None, category_id: int) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 from annotator.annotation import Sample, Split
 from annotator.errors import StorageError, os_error_reason
@@ -119,7 +120,8 @@ def norm(path: Path) -> Path:
 class Writer(Protocol):
     """One export format: images go where `image_path` says; labels are written as samples
     arrive (streamed), split by split; `close` returns each label file with its SHA-256.
-    `warnings` are told to the user; `extra` goes into the manifest."""
+    `warnings` are told to the user; `extra` goes into the manifest. Used as a context manager:
+    a block left by an error calls `abort`."""
 
     warnings: list[str]
     extra: dict[str, Any]
@@ -135,6 +137,32 @@ class Writer(Protocol):
     def close(self, splits: list[str]) -> dict[str, str]:
         """Finish the export; returns {label file relative to the export: SHA-256}."""
         ...
+
+    def abort(self) -> None:
+        """The export failed: release what the writer holds (open files, threads in flight,
+        its temporary files), so that the folder it wrote into can be removed."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None: ...  # fmt: skip
+
+
+class WriterBase:
+    """A `Writer`'s context-manager half: leaving the block by an error calls `abort` (which
+    releases nothing by default); a writer holding files or threads overrides it."""
+
+    def abort(self) -> None:
+        return None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:  # fmt: skip
+        if exc is not None:
+            self.abort()
 
 
 def write_error(dest: Path, exc: OSError, staged: Path | None) -> StorageError:

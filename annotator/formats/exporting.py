@@ -103,11 +103,11 @@ def export_dataset(
         )
     with staging(dest, overwrite) as tmp, gc_paused():
         names = view.class_names() if view else class_names(ds)
-        writer = spec.writer(ds.task, tmp, names, ds.name)
-        manifest = _manifest(session, ds, fmt, media, include_pending, view)
-        job = _Job(session, ds, writer, placer, include_pending, progress, view)
-        manifest.splits, manifest.left_out["no_single_class"] = job.run(splits)
-        manifest.files = writer.close(splits)
+        with spec.writer(ds.task, tmp, names, ds.name) as writer:  # aborted on failure
+            manifest = _manifest(session, ds, fmt, media, include_pending, view)
+            job = _Job(session, ds, writer, placer, include_pending, progress, view)
+            manifest.splits, manifest.left_out["no_single_class"] = job.run(splits)
+            manifest.files = writer.close(splits)
         manifest.extra.update(writer.extra, rotated_images=placer.rotated)
         write_manifest(tmp, manifest)
     return ExportReport(dest, manifest, writer.warnings + placer.warnings())
@@ -166,21 +166,12 @@ class _Job:
         skipped = 0
         for split in splits:
             tally = Tally()
-            skipped += self._split(split, names, tally)
+            skipped += self._write_split(split, names, tally)
             order = self.view.class_names() if self.view else class_names(self.ds)
             counts[split] = tally.counts(order)
         if self.progress:
             self.progress(self.total, self.total)
         return counts, skipped
-
-    def _split(self, split: str, names: UniqueNames, counts: Tally) -> int:
-        try:
-            return self._write_split(split, names, counts)
-        except BaseException:
-            abandon = getattr(self.writer, "abandon", None)  # a writer with work in flight
-            if abandon is not None:
-                abandon()
-            raise
 
     def _write_split(self, split: str, names: UniqueNames, counts: Tally) -> int:
         self.writer.begin(split)

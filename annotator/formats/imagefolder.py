@@ -17,7 +17,15 @@ from typing import Any
 
 from annotator.annotation import Label, Sample, Split
 from annotator.errors import InvalidInputError, NotFoundError
-from annotator.formats.common import Incoming, Parsed, Problem, norm, split_from_name, split_rank
+from annotator.formats.common import (
+    Incoming,
+    Parsed,
+    Problem,
+    WriterBase,
+    norm,
+    split_from_name,
+    split_rank,
+)
 from annotator.store.imagefile import is_image_name, walk_images
 
 SPLIT_FOLDERS = frozenset({"train", "val", "valid", "validation", "test"})
@@ -66,7 +74,7 @@ def check_folder_name(name: str) -> None:
         raise InvalidInputError(f"class {name!r} cannot be a folder name: rename it first")
 
 
-class FolderWriter:
+class FolderWriter(WriterBase):
     """`<dest>/<split>/<class>/<image>`: the folder is the label. Images with no class or
     several are left out (counted). The manifest carries `tree_sha256`, the SHA-256 of the
     sorted lines `<split>/<class>/<file>` (the labels of this layout)."""

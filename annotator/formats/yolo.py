@@ -30,6 +30,7 @@ from annotator.formats.common import (
     Incoming,
     Parsed,
     Problem,
+    WriterBase,
     norm,
     split_from_name,
     split_rank,
@@ -345,7 +346,7 @@ class FileSink:
             self.pending.clear()
 
 
-class YoloWriter:
+class YoloWriter(WriterBase):
     """`images/<split>/`, `labels/<split>/<stem>.txt` (empty for negatives) and `data.yaml`.
     Label files are written by a `FileSink`, drained at the end of each split."""
 
@@ -383,9 +384,9 @@ class YoloWriter:
     def end(self, split: str) -> None:
         self.sink.drain()
 
-    def abandon(self) -> None:
+    def abort(self) -> None:
         """The export failed: wait for the writes in flight (so none lands after the building
-        folder is removed), whatever they raise."""
+        folder is removed), whatever they raise, and stop the write threads."""
         with contextlib.suppress(OSError):
             self.sink.drain()
         self.sink.pool.shutdown()
