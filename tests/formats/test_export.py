@@ -140,7 +140,7 @@ def test_a_failing_export_leaves_dest_untouched(sample_store: Store, tmp_path: P
         real(self, sample, target)
 
     monkeypatch.setattr(MediaPlacer, "place", flaky)
-    with pytest.raises(StorageError, match="cannot write the export to .*new: disk full"):
+    with pytest.raises(StorageError, match=r"cannot write the export to .*new: disk full"):
         _export(sample_store, "yolo", "scenes", tmp_path / "new")
     assert not (tmp_path / "new").exists()
     (tmp_path / "old").mkdir()
