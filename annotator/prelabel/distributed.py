@@ -30,6 +30,7 @@ from annotator.store.models import Dataset
 from annotator.store.types import ProgressFn, Session
 
 CHUNK_BATCHES = 4  # a claim takes this many forward batches of images
+WAIT_S = 2.0  # how often a worker with nothing to claim looks again while others hold images
 
 
 def worker_name(user: str) -> str:
@@ -41,7 +42,9 @@ def prelabel_worker(
     session: Session, ds: Dataset, options: PrelabelOptions, worker: str,
     progress: ProgressFn | None = None, ttl_s: float = leases.DEFAULT_TTL_S,
 ) -> PrelabelReport:  # fmt: skip
-    """Take part in the shared run until no image is left; what this worker did."""
+    """Take part in the shared run until no image is left (images other workers hold are
+    waited for: they are done, or their leases expire and this worker takes them); what this
+    worker did."""
     options.check()
     model = load_model(options.model, options.weights)
     _check_task(model, ds)
@@ -62,7 +65,10 @@ def prelabel_worker(
         ids = leases.claim_run_batch(session, ds.id, run.id, worker, size,
                                      options.only_unlabeled, ttl_s)  # fmt: skip
         if not ids:
-            break
+            if not leases.remaining(session, ds.id, run.id, options.only_unlabeled):
+                break
+            time.sleep(min(ttl_s / 4, WAIT_S))  # others hold the rest: done, or expired soon
+            continue
         items = [(i.id, str(resolve_path(ds, i.path)), i.width, i.height)
                  for i in store.run_items(session, ds, ids)]  # fmt: skip
         runner.run_over(items, None)

@@ -232,17 +232,25 @@ def get_run(session: Session, ds: Dataset, run_id: int | None = None) -> ModelRu
 def join_run(
     session: Session, ds: Dataset, model: str, weights_sha256: str | None, params: dict[str, Any]
 ) -> ModelRun:
-    """The unfinished run of this model, weights and parameters that workers share, created by
-    the first worker to ask. Serialized, so workers starting together join one run: an advisory
-    lock on PostgreSQL, the write transaction itself on SQLite. Commits."""
+    """The run of this model, weights and parameters that workers share: the newest matching
+    one (reopened when images were added since it finished; a worker that comes after the others
+    finished finds nothing left to do), else a new one, created by the first worker to ask.
+    Serialized, so workers starting together join one run: an advisory lock on PostgreSQL, the
+    write transaction itself on SQLite. Commits."""
+    from annotator.store.leases import remaining
+
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(RUN_LOCK, ds.id)))
     runs = matching_runs(session, ds, model, weights_sha256, params)
-    found = next((r for r in runs if r.finished_at is None), None)
-    if found is not None:
-        session.commit()
-        return found
-    return open_run(session, ds, model, weights_sha256, params)
+    if not runs:
+        return open_run(session, ds, model, weights_sha256, params)
+    found = runs[0]
+    if found.finished_at is not None and remaining(
+        session, ds.id, found.id, bool(params.get("only_unlabeled"))
+    ):
+        found.finished_at = None
+    session.commit()
+    return found
 
 
 def run_items(session: Session, ds: Dataset, ids: list[int]) -> list[Image]:

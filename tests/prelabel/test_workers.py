@@ -89,3 +89,14 @@ def test_a_killed_worker_loses_nothing(url: str, tmp_path: Path) -> None:
     _, err = survivor.communicate(timeout=300)
     assert survivor.returncode == 0, err.decode()
     _check_once(url, 12)
+
+
+def test_a_worker_that_comes_after_the_run_finished_joins_it(url: str, tmp_path: Path) -> None:
+    """Workers started apart: the late one finds the finished run and nothing left to do (one
+    run, each image once), as when one machine is quicker to start than another."""
+    _dataset(url, tmp_path / "imgs", 6)
+    for _ in range(2):
+        worker = _worker(url, TINY)
+        _, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err.decode()
+    _check_once(url, 6)
