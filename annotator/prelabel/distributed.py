@@ -12,17 +12,13 @@ import socket
 import time
 from dataclasses import replace
 
-from annotator.prelabel.mapping import build_class_map, parse_rules
 from annotator.prelabel.pipeline import (
     PrelabelOptions,
     PrelabelReport,
-    _check_task,
     _converter,
     _Runner,
-    pick_device,
-    run_params,
+    prepare,
 )
-from annotator.prelabel.registry import load_model
 from annotator.store import leases
 from annotator.store import predictions as store
 from annotator.store.images import resolve_path
@@ -45,20 +41,13 @@ def prelabel_worker(
     """Take part in the shared run until no image is left (images other workers hold are
     waited for: they are done, or their leases expire and this worker takes them); what this
     worker did."""
-    options.check()
-    model = load_model(options.model, options.weights)
-    _check_task(model, ds)
-    cmap = build_class_map(model.categories, [c.name for c in ds.classes],
-                           parse_rules(options.maps), model.name, ds.name)  # fmt: skip
-    device = pick_device(options.device)
-    params = run_params(model, options, cmap, device)
-    report = PrelabelReport(model.name, model.weights_sha256, model.weights_source, device,
-                            cmap.counts())  # fmt: skip
-    run = store.join_run(session, ds, model.name, model.weights_sha256, params)
+    prep = prepare(session, ds, options)
+    model, report = prep.model, prep.report
+    run = store.join_run(session, ds, model.name, model.weights_sha256, prep.params)
     report.run_id = run.id
-    convert = _converter(model, cmap, options.threshold, ds.task, report.dropped)
+    convert = _converter(model, prep.cmap, options.threshold, ds.task, report.dropped)
     local = replace(options, workers=options.workers or 0)
-    runner = _Runner(session, run, model, local, device, report, convert)
+    runner = _Runner(session, run, model, local, prep.device, report, convert)
     scope, size = leases.run_scope(run.id), options.batch_size * CHUNK_BATCHES
     started = time.perf_counter()
     while True:

@@ -203,20 +203,39 @@ def run_params(model: LoadedModel, options: PrelabelOptions, cmap: ClassMap, dev
     }  # fmt: skip
 
 
-def prelabel(
-    session: Session, ds: Dataset, options: PrelabelOptions, progress: ProgressFn | None = None
-) -> PrelabelReport:
-    """Run `options.model` over the dataset's images and store its predictions per batch."""
+@dataclass
+class Prepared:
+    """A model loaded for a dataset: its class map, device, run parameters and a report."""
+
+    model: LoadedModel
+    cmap: ClassMap
+    device: str
+    params: dict[str, Any]
+    report: PrelabelReport
+
+
+def prepare(session: Session, ds: Dataset, options: PrelabelOptions) -> Prepared:
+    """Check the options, load the model (the write lock taken by reading `ds` released first,
+    so the loading holds no one up) and map its categories onto the dataset's classes."""
     options.check()
-    session.commit()  # the write lock taken by reading `ds` is not held while the model loads
+    session.commit()
     model = load_model(options.model, options.weights)
     _check_task(model, ds)
     cmap = build_class_map(model.categories, [c.name for c in ds.classes],
                            parse_rules(options.maps), model.name, ds.name)  # fmt: skip
     device = pick_device(options.device)
-    params = run_params(model, options, cmap, device)
     report = PrelabelReport(model.name, model.weights_sha256, model.weights_source, device,
                             cmap.counts())  # fmt: skip
+    return Prepared(model, cmap, device, run_params(model, options, cmap, device), report)
+
+
+def prelabel(
+    session: Session, ds: Dataset, options: PrelabelOptions, progress: ProgressFn | None = None
+) -> PrelabelReport:
+    """Run `options.model` over the dataset's images and store its predictions per batch."""
+    prep = prepare(session, ds, options)
+    model, cmap, device, params, report = (prep.model, prep.cmap, prep.device, prep.params,
+                                           prep.report)  # fmt: skip
     plan = store.plan_run(session, ds, model.name, model.weights_sha256, params,
                           only_unlabeled=options.only_unlabeled, limit=options.limit,
                           force=options.force)  # fmt: skip
