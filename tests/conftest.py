@@ -74,7 +74,7 @@ needs_postgres = [
 ]
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = REPO / "sample_data"
-PEER_DATA = REPO.parent / "shared" / "testdata" / "peer"
+PEER_DATA = REPO / "tests" / "data" / "peer"  # conformance data, in the repository
 
 
 @pytest.fixture
