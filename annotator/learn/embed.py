@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from annotator.errors import InvalidInputError
 from annotator.prelabel.frames import ClassifyInput, classify_batch
 from annotator.prelabel.pipeline import (
-    DEVICES,
     Decoded,
     ImageFiles,
+    check_run_options,
     default_workers,
     make_loader,
     pick_device,
@@ -50,14 +50,7 @@ class EmbedOptions:
     workers: int | None = None  # None: up to 4, one per CPU core
 
     def check(self) -> None:
-        if self.batch_size < 1:
-            raise InvalidInputError(f"--batch-size {self.batch_size}: must be at least 1")
-        if self.limit is not None and self.limit < 1:
-            raise InvalidInputError(f"--limit {self.limit}: must be at least 1")
-        if self.device not in DEVICES:
-            raise InvalidInputError(f"--device {self.device}: choose one of {', '.join(DEVICES)}")
-        if self.workers is not None and self.workers < 0:
-            raise InvalidInputError(f"--workers {self.workers}: must be 0 or more")
+        check_run_options(self.batch_size, self.limit, self.device, self.workers)
 
 
 @dataclass

@@ -58,14 +58,19 @@ class PrelabelOptions:
     def check(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
             raise InvalidInputError(f"--threshold {self.threshold}: must lie in [0, 1]")
-        if self.batch_size < 1:
-            raise InvalidInputError(f"--batch-size {self.batch_size}: must be at least 1")
-        if self.limit is not None and self.limit < 1:
-            raise InvalidInputError(f"--limit {self.limit}: must be at least 1")
-        if self.device not in DEVICES:
-            raise InvalidInputError(f"--device {self.device}: choose one of {', '.join(DEVICES)}")
-        if self.workers is not None and self.workers < 0:
-            raise InvalidInputError(f"--workers {self.workers}: must be 0 or more")
+        check_run_options(self.batch_size, self.limit, self.device, self.workers)
+
+
+def check_run_options(batch_size: int, limit: int | None, device: str, workers: int | None) -> None:
+    """The options every pass of a model over images shares (prelabel, embed)."""
+    if batch_size < 1:
+        raise InvalidInputError(f"--batch-size {batch_size}: must be at least 1")
+    if limit is not None and limit < 1:
+        raise InvalidInputError(f"--limit {limit}: must be at least 1")
+    if device not in DEVICES:
+        raise InvalidInputError(f"--device {device}: choose one of {', '.join(DEVICES)}")
+    if workers is not None and workers < 0:
+        raise InvalidInputError(f"--workers {workers}: must be 0 or more")
 
 
 @dataclass
