@@ -56,7 +56,7 @@ _DATA_YAML = TypeAdapter(YoloDataYaml)
 def label_path(image: Path) -> Path:
     """Where Ultralytics looks for an image's labels."""
     sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
-    return Path(sb.join(str(image).rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt")
+    return Path(sb.join(str(image).rsplit(sa, 1))).with_suffix(".txt")  # a dotted folder stays
 
 
 # ---------------------------------------------------------------- reading

@@ -167,3 +167,19 @@ def test_yolo_row_clips_to_the_image() -> None:
 
     assert yolo.yolo_row(Box(-10, 0, 30, 50), 100, 50) == (0.1, 0.5, 0.2, 1.0)
     assert yolo.yolo_row(Box(90, 40, 20, 20), 100, 50) == pytest.approx((0.95, 0.9, 0.1, 0.2))
+
+
+@pytest.mark.parametrize(
+    ("image", "labels"),
+    [
+        ("/data/v1.2/images/train/a.jpg", "/data/v1.2/labels/train/a.txt"),
+        ("/data/v1.2/images/train/x", "/data/v1.2/labels/train/x.txt"),
+        ("/tmp/tmp.ab/ds/train/images/b.c.png", "/tmp/tmp.ab/ds/train/labels/b.c.txt"),
+    ],
+)
+def test_label_path_keeps_dotted_folders(image: str, labels: str) -> None:
+    """Where Ultralytics looks for labels; a dot in a folder name is not a suffix (the orphan
+    scan once walked the folder above a dotted dataset path, e.g. all of /tmp)."""
+    from annotator.formats.yolo import label_path
+
+    assert label_path(Path(image)) == Path(labels)
