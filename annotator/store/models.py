@@ -44,6 +44,7 @@ VOTE = "vote"  # a label in one annotator's own layer of an overlap image: count
 ACTIONS = ("create", "edit", "delete", "review", "status", "split")
 GROUP_KINDS = ("do", "undo", "redo")
 RESOLUTIONS = ("edited", "confirmed", "superseded")  # how a suspect flag was cleared
+BOX_SUSPECTS = ("missing", "swapped", "misplaced")  # what a detection suspect flag doubts
 
 
 def utcnow() -> datetime:
@@ -150,6 +151,7 @@ class SuspectFlag(Base):
         CheckConstraint(
             "resolution IS NULL OR " + _in("resolution", RESOLUTIONS), name="resolution"
         ),
+        CheckConstraint("kind IS NULL OR " + _in("kind", BOX_SUSPECTS), name="kind"),
         Index("ix_suspect_flags_dataset_open", "dataset_id", "cleared_at", "score"),
         Index("ix_suspect_flags_image", "image_id"),
     )
@@ -169,6 +171,11 @@ class SuspectFlag(Base):
     cleared_at: Mapped[datetime | None] = mapped_column()
     cleared_by: Mapped[str | None] = mapped_column(String(100))
     resolution: Mapped[str | None] = mapped_column(String(10))
+    kind: Mapped[str | None] = mapped_column(String(9))  # detection: BOX_SUSPECTS; NULL: a label
+    x: Mapped[float | None] = mapped_column(Float)  # detection: the box in doubt (displayed
+    y: Mapped[float | None] = mapped_column(Float)  # pixels): the predicted box of a missing
+    w: Mapped[float | None] = mapped_column(Float)  # flag, else the labelled box; its
+    h: Mapped[float | None] = mapped_column(Float)  # annotation_id says which annotation
 
 
 class DuplicateMember(Base):

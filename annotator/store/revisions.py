@@ -5,5 +5,5 @@ opening a store checks the database's revision with one query and without import
 
 from __future__ import annotations
 
-KNOWN = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
+KNOWN = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009")
 HEAD = KNOWN[-1]
