@@ -1,5 +1,6 @@
 """What every command needs to know from the command line before it runs: which database, and
-the one way a command opens it (`with ctx.session() as s:`, the engine disposed at the end).
+the one way a command opens it (`with ctx.session() as s:`, the engine disposed at the end; a
+command that only reads figures: `with ctx.reader() as rows:`).
 Shared by the CLI commands and the TUI's launch command, which never import each other."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import click
 
 if TYPE_CHECKING:
     from annotator.store.db import Store
+    from annotator.store.summary import Rows
     from annotator.store.types import Session
 
 
@@ -38,6 +40,16 @@ class Context:
                 yield session
         finally:
             store.close()
+
+    @contextmanager
+    def reader(self) -> Iterator[Rows]:
+        """A look at the database for commands that only read figures (`stats`, `datasets`):
+        `Rows` over one read transaction, without loading SQLAlchemy on a SQLite file
+        (`annotator.store.quick`); an absent database is refused."""
+        from annotator.store.quick import open_reader
+
+        with open_reader(self.db) as rows:
+            yield rows
 
 
 pass_ctx = click.make_pass_decorator(Context)

@@ -96,11 +96,10 @@ def add(ctx: Context, name: str, sources: tuple[Path, ...], quiet: bool) -> None
 @pass_ctx
 def stats(ctx: Context, name: str, as_json: bool) -> None:
     """Counts per class, split, status, source and review state."""
-    from annotator.store.datasets import get_dataset
-    from annotator.store.datasets import stats as compute
+    from annotator.store import summary
 
-    with ctx.session(readonly=True) as s:
-        data = compute(s, get_dataset(s, name))
+    with ctx.reader() as rows:
+        data = summary.stats(rows, summary.get_dataset(rows, name))
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=False))
         return
@@ -185,13 +184,9 @@ def _pair(rule: str, option: str) -> tuple[str, str]:
 @pass_ctx
 def datasets(ctx: Context) -> None:
     """List the datasets in the database."""
-    from annotator.store.datasets import list_datasets
-    from annotator.store.datasets import stats as compute
+    from annotator.store.summary import listing
 
-    with ctx.session(readonly=True) as s:
-        rows = []
-        for ds in list_datasets(s):
-            data = compute(s, ds)
-            rows.append([ds.name, ds.task, data["images"], data["annotations"],
-                         len(ds.classes)])  # fmt: skip
-    print_table("datasets", ["name", "task", "images", "labels", "classes"], rows)
+    with ctx.reader() as rows:
+        found = listing(rows)
+    headers = ["name", "task", "images", "labels", "classes"]
+    print_table("datasets", headers, [[d[h] for h in headers] for d in found])

@@ -14,9 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from annotator.errors import ConflictError, InvalidInputError, NotFoundError
-from annotator.store.models import TASKS, Annotation, Dataset, Image, LabelClass, ModelRun
-from annotator.store.overlap import counts as overlap_counts
-from annotator.store.pace import annotator_figures
+from annotator.store import summary
+from annotator.store.models import TASKS, Annotation, Dataset, LabelClass
 
 PALETTE = (
     "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
@@ -57,8 +56,8 @@ def find_dataset(session: Session, name: str) -> Dataset | None:
 def get_dataset(session: Session, name: str) -> Dataset:
     ds = find_dataset(session, name)
     if ds is None:
-        known = ", ".join(session.scalars(select(Dataset.name).order_by(Dataset.name))) or "none"
-        raise NotFoundError(f"no dataset named {name!r} (datasets: {known})")
+        known = sorted(session.scalars(select(Dataset.name)))
+        raise summary.missing_dataset(name, known)
     return ds
 
 
@@ -160,76 +159,8 @@ def set_class_color(session: Session, ds: Dataset, name: str, color: str) -> Non
     session.commit()
 
 
-def _counts(session: Session, stmt: Any) -> dict[str, int]:
-    return {str(k) if k is not None else "none": int(v) for k, v in session.execute(stmt)}
-
-
-def flagged_images(session: Session, ds: Dataset) -> dict[str, str]:
-    """{image path: why a person must look at it} of the flagged images, by path."""
-    stmt = (
-        select(Image.path, Image.flag)
-        .where(Image.dataset_id == ds.id, Image.flag.is_not(None))
-        .order_by(Image.path)
-    )
-    return {path: str(flag) for path, flag in session.execute(stmt)}
-
-
 def stats(session: Session, ds: Dataset) -> dict[str, Any]:
-    """Counts per class, split, status, source and review state (one query each), the
-    images flagged for review with the reason of each, per-annotator figures and overlap."""
-    img = select(func.count()).select_from(Image).where(Image.dataset_id == ds.id)
-    ann_base = Annotation.dataset_id == ds.id
-    per_class = _counts(
-        session,
-        select(LabelClass.name, func.count(Annotation.id))
-        .join(
-            Annotation,
-            (Annotation.class_id == LabelClass.id) & (Annotation.review != "vote"),
-            isouter=True,
-        )
-        .where(LabelClass.dataset_id == ds.id)
-        .group_by(LabelClass.name),
-    )
-    source = func.coalesce(ModelRun.model, Annotation.source)
-    flags = flagged_images(session, ds)
-    return {
-        "dataset": ds.name,
-        "task": ds.task,
-        "root": ds.root,
-        "images": int(session.scalar(img) or 0),
-        "annotations": int(
-            session.scalar(  # labels; overlap votes are in "review"
-                select(func.count()).where(ann_base, Annotation.review != "vote")
-            )
-            or 0
-        ),
-        "classes": {c.name: per_class.get(c.name, 0) for c in ds.classes},
-        "split": _counts(
-            session,
-            select(Image.split, func.count())
-            .where(Image.dataset_id == ds.id)
-            .group_by(Image.split),
-        ),
-        "status": _counts(
-            session,
-            select(Image.status, func.count())
-            .where(Image.dataset_id == ds.id)
-            .group_by(Image.status),
-        ),
-        "source": _counts(
-            session,
-            select(source, func.count())
-            .select_from(Annotation)
-            .join(ModelRun, ModelRun.id == Annotation.run_id, isouter=True)
-            .where(ann_base)
-            .group_by(source),
-        ),
-        "review": _counts(
-            session,
-            select(Annotation.review, func.count()).where(ann_base).group_by(Annotation.review),
-        ),
-        "flagged": len(flags),
-        "flags": flags,
-        "annotators": [f.as_dict() for f in annotator_figures(session, ds.id)],
-        "overlap": overlap_counts(session, ds),
-    }
+    """Counts per class, split, status, source and review state, the images flagged for review
+    with the reason of each, per-annotator figures and overlap (`annotator.store.summary`)."""
+    row = summary.DatasetRow(ds.id, ds.name, ds.task, ds.root)
+    return summary.stats(summary.session_rows(session), row)

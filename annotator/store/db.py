@@ -30,10 +30,8 @@ from annotator.errors import (
     InvalidInputError,
     MissingDependencyError,
     NotFoundError,
-    SchemaOutdatedError,
     StorageError,
 )
-from annotator.store import revisions
 from annotator.store.busy import WRITE_LOCKS, busy_error, is_busy, retry_busy
 
 DEFAULT_DB = "annotator.db"
@@ -326,18 +324,7 @@ def open_store(db: str | None = None, *, create: bool = True, check: bool = True
 
 
 def _check_revision(engine: Engine) -> None:
-    current, head = current_revision(engine), revisions.HEAD
-    if current == head:
-        return
-    if current is None:
-        where = shown_url(engine.url.render_as_string(hide_password=False))
-        raise InvalidInputError(f"{where} is not an annotator database")
-    if current not in revisions.KNOWN:
-        raise SchemaOutdatedError(
-            f"database schema {current} was written by a newer annotator (this one knows up "
-            f"to {head}): upgrade annotator"
-        )
-    raise SchemaOutdatedError(
-        f"database schema is at revision {current}, this annotator needs {head}: "
-        "run: annotator db upgrade"
-    )
+    from annotator.store.quick import check_revision
+
+    where = shown_url(engine.url.render_as_string(hide_password=False))
+    check_revision(current_revision(engine), where)

@@ -202,19 +202,3 @@ def _fill(session: Session, ds: Dataset, out: dict[int, Votes]) -> None:
                 v.boxes[ann.layer].append((names[ann.class_id], (ann.x, ann.y, ann.w, ann.h)))
             elif names[ann.class_id] not in v.labels[ann.layer]:
                 v.labels[ann.layer].append(names[ann.class_id])
-
-
-def counts(session: Session, ds: Dataset) -> dict[str, int]:
-    """Overlap images of the dataset: marked, finished by every annotator, in progress."""
-    marked = select(OverlapImage.image_id, OverlapImage.annotators).where(
-        OverlapImage.dataset_id == ds.id
-    )
-    done = dict(session.execute(
-        select(OverlapDone.image_id, func.count()).join(
-            OverlapImage, OverlapImage.image_id == OverlapDone.image_id)
-        .where(OverlapImage.dataset_id == ds.id).group_by(OverlapDone.image_id)
-    ).tuples().all())  # fmt: skip
-    rows = session.execute(marked).all()
-    complete = sum(1 for i, k in rows if done.get(i, 0) >= k)
-    started = sum(1 for i, k in rows if 0 < done.get(i, 0) < k)
-    return {"marked": len(rows), "complete": complete, "started": started}
