@@ -19,7 +19,10 @@ from annotator.cli.common import Context, err, pass_ctx, print_table, progress_b
               help="The embedding model whose vectors the classifier learns from.")  # fmt: skip
 @click.option("--folds", type=int, default=5, show_default=True, help="Cross-validation folds.")
 @click.option("--list", "list_only", is_flag=True, help="Show the stored flags; compute nothing.")
-@click.option("--run", type=int, metavar="ID", help="Show only the flags of run ID (no new run).")
+@click.option("--run", type=int, metavar="ID",
+              help="Detection: the model run whose predicted boxes the accepted boxes are "
+                   "compared with (default: the newest with predictions on labelled "
+                   "images).")  # fmt: skip
 @click.option("--confirm", "confirm_id", type=int, metavar="IMAGE_ID",
               help="The label of IMAGE_ID is right: clear its flag.")  # fmt: skip
 @click.option("--limit", type=int, default=50, show_default=True, help="Show at most N flags.")
@@ -32,8 +35,11 @@ def suspects(
     """Find the labels of NAME most likely wrong and list them worst first.
 
     Out-of-fold probabilities of a logistic regression on the images' embeddings (run
-    `annotator embed` first) go to cleanlab's find_label_issues; the flags are stored. Editing
-    a flagged image's label, or --confirm, clears its flag."""
+    `annotator embed` first) go to cleanlab's find_label_issues; the flags are stored. On a
+    detection dataset the accepted boxes are compared with a model run's predictions (run
+    `annotator prelabel` on labelled images first) by cleanlab's object-detection label
+    quality: boxes missing, with a swapped class, or badly placed. Editing a flagged image's
+    labels, or --confirm, clears its flags."""
     from annotator.store.datasets import current_user, get_dataset
     from annotator.store.suspects import confirm, open_flags
 
@@ -43,24 +49,28 @@ def suspects(
             confirm(s, ds, confirm_id, current_user())
             click.echo(f"image {confirm_id}: label confirmed, flag cleared")
             return
-        report = None if list_only or run is not None else _find(s, ds, embeddings, folds)
-        rows = [_flag_dict(f) for f in open_flags(s, ds, run=run, limit=limit)]
+        report = None if list_only else _find(s, ds, embeddings, folds, run)
+        rows = [_flag_dict(f) for f in open_flags(s, ds, limit=limit)]
     _print_flags(name, report, rows, as_json)
 
 
-def _find(session: Any, ds: Any, embeddings: str, folds: int) -> Any:
+def _find(session: Any, ds: Any, embeddings: str, folds: int, run: int | None) -> Any:
     from rich.console import Console
 
     from annotator.learn.suspects import find_suspects
 
-    with Console(stderr=True).status(f"cross-validating {folds} folds, ranking labels"):
-        return find_suspects(session, ds, embeddings=embeddings, folds=folds)
+    doing = f"cross-validating {folds} folds, ranking labels"
+    if ds.task == "detection":
+        doing = "comparing the accepted boxes with a model run's predictions"
+    with Console(stderr=True).status(doing):
+        return find_suspects(session, ds, embeddings=embeddings, folds=folds, run=run)
 
 
 def _flag_dict(flag: Any) -> dict[str, Any]:
-    return {"image_id": flag.image_id, "path": flag.path, "given": flag.given,
-            "suggested": flag.suggested, "score": round(flag.score, 4), "run": flag.run,
-            "created_at": flag.created_at.isoformat()}  # fmt: skip
+    return {"image_id": flag.image_id, "path": flag.path, "kind": flag.kind or "label",
+            "given": flag.given, "suggested": flag.suggested, "score": round(flag.score, 4),
+            "box": None if flag.box is None else [round(v, 2) for v in flag.box],
+            "run": flag.run, "created_at": flag.created_at.isoformat()}  # fmt: skip
 
 
 def _print_flags(name: str, report: Any, rows: list[dict[str, Any]], as_json: bool) -> None:
@@ -69,13 +79,11 @@ def _print_flags(name: str, report: Any, rows: list[dict[str, Any]], as_json: bo
         click.echo(json.dumps(out, indent=2))
         return
     if report is not None:
-        click.echo(f"run {report.run}: {report.flagged} suspect labels among {report.labelled} "
-                   f"({report.folds}-fold, embeddings {report.model}, "
-                   f"{report.seconds:.1f} s)")  # fmt: skip
-    table = [[r["image_id"], r["path"], r["given"] or "-", r["suggested"] or "(none)",
+        click.echo(report.summary())
+    table = [[r["image_id"], r["path"], r["kind"], r["given"] or "-", r["suggested"] or "(none)",
               f"{r['score']:.3f}"] for r in rows]  # fmt: skip
     print_table(f"suspect labels in {name}, worst first",
-                ["image", "path", "given", "suggested", "quality"], table)  # fmt: skip
+                ["image", "path", "kind", "class", "suggested", "quality"], table)  # fmt: skip
 
 
 @click.command()

@@ -1,8 +1,9 @@
 """Suspect labels: out-of-fold class probabilities (k-fold over the finished images, the same
 logistic regression on embeddings `train` uses) fed to cleanlab's `find_label_issues`, whose
 flags are stored worst first with the class the model suggests instead. Whole-image tasks
-(classification and multilabel); a detection dataset is refused. cleanlab and scikit-learn are
-imported inside functions."""
+(classification and multilabel); a detection dataset's boxes are compared with a model run's
+predictions instead (annotator.learn.box_suspects). cleanlab and scikit-learn are imported
+inside functions."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from annotator.store.types import Session
 if TYPE_CHECKING:
     import numpy as np
 
+    from annotator.learn.box_suspects import BoxSuspectsReport
+
 MULTILABEL_THRESHOLD = 0.5
 
 
@@ -36,6 +39,10 @@ class SuspectsReport:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def summary(self) -> str:
+        return (f"run {self.run}: {self.flagged} suspect labels among {self.labelled} "
+                f"({self.folds}-fold, embeddings {self.model}, {self.seconds:.1f} s)")  # fmt: skip
+
 
 def require_cleanlab() -> None:
     try:
@@ -48,14 +55,20 @@ def require_cleanlab() -> None:
 
 
 def find_suspects(
-    session: Session, ds: Dataset, *, embeddings: str = DEFAULT_MODEL, folds: int = 5
-) -> SuspectsReport:
+    session: Session, ds: Dataset, *, embeddings: str = DEFAULT_MODEL, folds: int = 5,
+    run: int | None = None,
+) -> SuspectsReport | BoxSuspectsReport:  # fmt: skip
     """Rank the finished images' labels by cleanlab's label quality on out-of-fold
-    probabilities and store the ones it finds likely wrong as a new run of flags. Commits."""
+    probabilities and store the ones it finds likely wrong as a new run of flags; on a detection
+    dataset, compare the accepted boxes with model run `run`'s predictions. Commits."""
     if ds.task == "detection":
+        from annotator.learn.box_suspects import find_box_suspects
+
+        return find_box_suspects(session, ds, run)
+    if run is not None:
         raise InvalidInputError(
-            f"dataset {ds.name!r} is detection: suspects checks whole-image labels "
-            "(classification, multilabel) only"
+            f"--run {run}: dataset {ds.name!r} is {ds.task}; a model run is compared with "
+            "the labels of detection datasets only"
         )
     if folds < 2:
         raise InvalidInputError(f"--folds {folds}: must be at least 2")

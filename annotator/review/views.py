@@ -19,7 +19,8 @@ DESCRIPTIONS = {
     "unlabeled": "images nobody has labelled yet",
     "disagreements": "prelabels and ground truth differ (false positives or negatives)",
     "rejected": "samples with rejected labels",
-    "suspect_labels": "labels cross-validation doubts (open suspect flags), worst first",
+    "suspect_labels": "labels cross-validation or a model run's boxes doubt (open suspect "
+    "flags), worst first",
 }
 
 

@@ -140,7 +140,8 @@ class Image(Base):
 
 class SuspectFlag(Base):
     """A label that cross-validation says may be wrong: the class given, the class a model
-    trained on the other folds suggests, and the label's quality (0 worst .. 1). Open while
+    trained on the other folds suggests, and the label's quality (0 worst .. 1); on a detection
+    dataset, a box a model run disputes (`kind`, and the box). Open while
     `cleared_at` is null; an edit of the image since (its revision moved on from
     `image_revision`), a confirmation, or a newer `suspects` run clears it, saying how and by
     whom. Rows are never deleted: they are the flags' history."""

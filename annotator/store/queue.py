@@ -35,6 +35,7 @@ from annotator.store.models import (
     utcnow,
 )
 from annotator.store.overlap import visible
+from annotator.store.suspects import describe
 
 FILTERS = ("unlabeled", "review", "flagged", "class", "all", "suspects", "duplicates")
 ORDERS = ("path", "added", "uncertainty")
@@ -396,7 +397,7 @@ def _suspicion(session: Session, row: Image) -> str | None:
     and the label's quality; None when there is none."""
     given, suggested = aliased(LabelClass), aliased(LabelClass)
     stmt = (
-        select(given.name, suggested.name, SuspectFlag.score)
+        select(given.name, suggested.name, SuspectFlag.score, SuspectFlag.kind)
         .outerjoin(given, given.id == SuspectFlag.class_id)
         .outerjoin(suggested, suggested.id == SuspectFlag.suggested_class_id)
         .where(SuspectFlag.image_id == row.id, SuspectFlag.cleared_at.is_(None),
@@ -407,8 +408,8 @@ def _suspicion(session: Session, row: Image) -> str | None:
     found = session.execute(stmt).first()
     if found is None:
         return None
-    was, instead, score = found
-    return f"suspect: {was or '?'} → {instead or 'no ' + (was or 'label')} (quality {score:.2f})"
+    was, instead, score, kind = found
+    return describe(kind, was, instead, score)
 
 
 def _duplicate(session: Session, row: Image) -> str | None:

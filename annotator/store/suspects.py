@@ -2,13 +2,15 @@
 flags of the previous one), listing the open ones worst first, and clearing them. A flag is
 cleared when the image is edited after it was raised (its revision moved on: a label fixed, or
 the image marked done as it is) or when a person confirms the label; how, when and by whom is
-kept on the flag, which is never deleted. Depends on the ORM only."""
+kept on the flag, which is never deleted. A detection dataset's flags name a box each: its kind
+(missing, swapped, misplaced) and where it is. Depends on the ORM only."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, aliased
@@ -31,6 +33,10 @@ class NewFlag:
     class_id: int | None  # the class given (multilabel: the class in doubt)
     suggested_class_id: int | None  # what the model says instead (None: drop the class)
     score: float  # label quality, 0 worst .. 1
+    kind: str | None = None  # detection: missing, swapped or misplaced (BOX_SUSPECTS)
+    box: tuple[float, float, float, float] | None = None  # detection: x, y, w, h in doubt
+    annotation_id: int | None = None  # detection: the box's annotation (a missing one's: the
+    # prediction); whole-image labels: found by write_flags
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,20 @@ class FlagRow:
     score: float
     run: int
     created_at: datetime
+    kind: str | None = None
+    box: tuple[float, float, float, float] | None = None
+
+
+def describe(kind: str | None, given: str | None, suggested: str | None, score: float) -> str:
+    """A flag in a few words, as the status bar shows it."""
+    if kind == "missing":
+        return f"suspect: a {suggested or '?'} box missing (quality {score:.2f})"
+    if kind == "swapped":
+        return f"suspect: box {given or '?'} → {suggested or '?'} (quality {score:.2f})"
+    if kind == "misplaced":
+        return f"suspect: {given or '?'} box badly placed (quality {score:.2f})"
+    was = given or "?"
+    return f"suspect: {was} → {suggested or 'no ' + (given or 'label')} (quality {score:.2f})"
 
 
 def accepted_label_ids(session: Session, image_ids: Sequence[int]) -> dict[int, int]:
@@ -76,10 +96,12 @@ def write_flags(session: Session, ds: Dataset, flags: Sequence[NewFlag], author:
     revisions = _revisions(session, ids)
     labels = accepted_label_ids(session, ids)
     rows = [
-        {"dataset_id": ds.id, "image_id": f.image_id, "annotation_id": labels.get(f.image_id),
+        {"dataset_id": ds.id, "image_id": f.image_id,
+         "annotation_id": f.annotation_id if f.kind else labels.get(f.image_id),
          "class_id": f.class_id, "suggested_class_id": f.suggested_class_id,
          "score": min(1.0, max(0.0, float(f.score))), "run": run,
-         "image_revision": revisions[f.image_id], "created_at": now}
+         "image_revision": revisions[f.image_id], "created_at": now, "kind": f.kind,
+         **dict(zip("xywh", f.box or (None,) * 4, strict=True))}
         for f in flags if f.image_id in revisions
     ]  # fmt: skip
     if rows:
@@ -133,7 +155,8 @@ def open_flags(
     given, suggested = aliased(LabelClass), aliased(LabelClass)
     stmt = (
         select(SuspectFlag.id, Image.id, Image.path, given.name, suggested.name,
-               SuspectFlag.score, SuspectFlag.run, SuspectFlag.created_at)
+               SuspectFlag.score, SuspectFlag.run, SuspectFlag.created_at, SuspectFlag.kind,
+               SuspectFlag.x, SuspectFlag.y, SuspectFlag.w, SuspectFlag.h)
         .join(Image, Image.id == SuspectFlag.image_id)
         .outerjoin(given, given.id == SuspectFlag.class_id)
         .outerjoin(suggested, suggested.id == SuspectFlag.suggested_class_id)
@@ -144,7 +167,13 @@ def open_flags(
         stmt = stmt.where(SuspectFlag.run == run)
     if limit is not None:
         stmt = stmt.limit(limit)
-    return [FlagRow(*row) for row in session.execute(stmt).tuples()]
+    return [_flag_row(row) for row in session.execute(stmt).tuples()]
+
+
+def _flag_row(row: tuple[Any, ...]) -> FlagRow:
+    flag_id, image_id, path, given, suggested, score, run, created_at, kind, x, y, w, h = row
+    box = None if x is None else (float(x), float(y), float(w), float(h))
+    return FlagRow(flag_id, image_id, path, given, suggested, score, run, created_at, kind, box)
 
 
 def confirm(session: Session, ds: Dataset, image_id: int, author: str) -> int:

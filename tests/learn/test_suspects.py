@@ -1,6 +1,7 @@
 """Suspect labels: a flipped label is found (worst first, with the true class suggested) and
 a right one is not; fixing the label or confirming it clears the flag and keeps it as history;
-a new run supersedes the open flags; detection and missing embeddings are refused clearly."""
+a new run supersedes the open flags; a detection dataset without predictions and missing
+embeddings are refused clearly (suspect boxes: test_suspects_boxes.py)."""
 
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def test_multilabel_flags_a_wrong_class(store: Store, coloured: MakeColoured, ru
 
 @pytest.mark.parametrize(
     ("task", "message"),
-    [("detection", "suspects checks whole-image labels"),
+    [("detection", "no model run with predicted boxes"),
      ("classification", "has no embeddings of 'mobilenet_v2'")],
 )  # fmt: skip
 def test_refusals_are_one_error_line(
