@@ -6,7 +6,7 @@ by batch as the import reaches them (`StreamedParsed.attach`). Memory then holds
 (their ids map the annotations to them: COCO lets an image's annotations come anywhere in the
 file), the annotation ids seen (duplicates are refused), and one batch of labels.
 
-The records are validated and converted exactly as the whole-file reader does (`coco`), with
+The records are validated and converted exactly as the whole-file reader does (`coco_read`), with
 the same messages. A file whose images or annotations section is empty, missing or not a
 list is read whole instead (it is then small, or its structure needs the whole-file checks)."""
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from annotator.annotation import Box, Label
-from annotator.formats import coco
+from annotator.formats import coco_read as coco
 from annotator.formats.common import Incoming, Parsed, Problem
 from annotator.formats.spill import Spill
 

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,11 +31,12 @@ from annotator.formats.common import (
 from annotator.formats.manifest import Manifest, SplitCounts, Tally, write_manifest
 from annotator.formats.media import MediaPlacer
 from annotator.formats.registry import get_format
-from annotator.store.bulk import (
+from annotator.store.bulk import gc_paused
+from annotator.store.bulk_export import (
     count_exportable,
     export_left_out,
+    export_rows,
     export_samples,
-    gc_paused,
     reviews_for,
 )
 from annotator.store.datasets import get_dataset
@@ -175,6 +176,11 @@ class _Job:
 
     def _write_split(self, split: str, names: UniqueNames, counts: Tally) -> int:
         self.writer.begin(split)
+        add_rows = getattr(self.writer, "add_rows", None)
+        if add_rows is not None and self.view is None:
+            skipped = self._write_rows(split, names, counts, add_rows)
+            self.writer.end(split)
+            return skipped
         skipped = 0
         samples = (
             self.view.samples(split, reviews_for(self.include_pending))
@@ -194,6 +200,27 @@ class _Job:
             if self.progress and self.done % PROGRESS_EVERY == 0:
                 self.progress(self.done, self.total)
         self.writer.end(split)
+        return skipped
+
+    def _write_rows(
+        self, split: str, names: UniqueNames, counts: Tally, add_rows: Callable[..., None]
+    ) -> int:
+        """`_write_split`'s loop for a writer that takes the store's label rows as they are."""
+        skipped = 0
+        rows = export_rows(self.session, self.ds, split, include_pending=self.include_pending)
+        image_path, place = self.writer.image_path, self.placer.place
+        for sample, labels in rows:
+            name = names.name(sample)
+            target = image_path(split, sample, name)
+            if target is None:
+                skipped += 1
+                continue
+            place(sample, target)
+            add_rows(split, sample, name, labels)
+            counts.count_rows(labels)
+            self.done += 1
+            if self.progress and self.done % PROGRESS_EVERY == 0:
+                self.progress(self.done, self.total)
         return skipped
 
 

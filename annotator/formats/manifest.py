@@ -13,6 +13,7 @@ import orjson
 from pydantic import BaseModel, Field
 
 from annotator.annotation import Sample
+from annotator.store.bulk_export import ExportRow
 
 
 class SplitCounts(BaseModel):
@@ -30,6 +31,7 @@ class Tally:
     def __init__(self) -> None:
         self.images = self.labels = self.negatives = 0
         self.classes: Counter[str] = Counter()
+        self.indices: Counter[int] = Counter()  # labels per class index (`count_rows`)
 
     def count(self, sample: Sample) -> None:
         self.images += 1
@@ -37,7 +39,18 @@ class Tally:
         self.negatives += not sample.labels
         self.classes.update(label.class_name for label in sample.labels)
 
+    def count_rows(self, rows: list[ExportRow]) -> None:
+        """`count` of an image given as the store's label rows (class indices into the
+        `order` that `counts` is given)."""
+        self.images += 1
+        self.labels += len(rows)
+        self.negatives += not rows
+        self.indices.update([row[2] for row in rows])
+
     def counts(self, order: list[str]) -> SplitCounts:
+        for index, n in self.indices.items():
+            self.classes[order[index]] += n
+        self.indices.clear()
         classes = {name: self.classes[name] for name in order if self.classes[name]}
         return SplitCounts(images=self.images, labels=self.labels, negatives=self.negatives,
                            classes=classes)  # fmt: skip

@@ -21,23 +21,26 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import DateTime, and_, func, select
+from sqlalchemy import DateTime, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from annotator.annotation import Box, Label, Sample
+from annotator.store.bulk_export import EXPORTED_STATUSES as EXPORTED_STATUSES
+from annotator.store.bulk_export import count_exportable as count_exportable
+from annotator.store.bulk_export import export_left_out as export_left_out
+from annotator.store.bulk_export import export_samples as export_samples
+from annotator.store.bulk_export import reviews_for as reviews_for
 from annotator.store.bulk_sql import HISTORY_COLUMNS as HISTORY_COLUMNS  # for the store's writers
-from annotator.store.bulk_sql import constants, executemany, insert_labels
+from annotator.store.bulk_sql import constants, executemany, fetch_all, insert_labels
 from annotator.store.datasets import current_user
-from annotator.store.dupes import marked_duplicates
 from annotator.store.imagefile import BadImage, ImageInfo
 from annotator.store.images import stored_path
-from annotator.store.models import Annotation, Dataset, Image, ModelRun, utcnow
+from annotator.store.models import Dataset, Image, utcnow
 from annotator.store.probing import probe_batches
 from annotator.store.types import ProgressFn
 
 BATCH = 2000
-EXPORTED_STATUSES = ("labeled", "reviewed")  # images kept as negatives when they hold no label
 SWAPPED = frozenset({5, 6, 7, 8})
 FLAG_LISTED = 10  # refused labels an image's flag names one by one
 
@@ -367,130 +370,3 @@ IMAGE_COLUMNS = (
     "dataset_id", "path", "sha256", "width", "height", "orientation", "size_bytes", "split",
     "status", "flag", "revision", "added_at", "updated_at",
 )  # fmt: skip
-
-
-def fetch_all(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
-    """All rows of a core SELECT as the driver's plain tuples (no per-row result processing:
-    columns must need none, as ints, floats and text do)."""
-    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.construct_params()
-    args: Any = params
-    if compiled.positional:
-        args = tuple(params[name] for name in compiled.positiontup or ())
-    cursor = conn.exec_driver_sql(str(compiled), args).cursor
-    assert cursor is not None
-    return list(cursor.fetchall())
-
-
-# ---------------------------------------------------------------- export
-
-
-def export_samples(
-    session: Session,
-    ds: Dataset,
-    split: str | None,
-    *,
-    include_pending: bool = False,
-    chunk: int = 2000,
-) -> Iterator[Sample]:
-    """The images of `split` (None: those without a split) that go into an export, in id
-    order, with their human and accepted labels (and pending ones when `include_pending`).
-    An image with no such label goes out as a negative only when its status says a person
-    looked at it (labeled or reviewed); a flagged image (an import refused labels of it) stays
-    out until a person labels it. `Sample.path` is the absolute file."""
-    names = {c.id: c.name for c in ds.classes}
-    models = dict(
-        session.execute(select(ModelRun.id, ModelRun.model).where(ModelRun.dataset_id == ds.id))
-        .tuples()
-        .all()
-    )
-    reviews = reviews_for(include_pending)
-    root = ds.root.rstrip("/") if ds.root else None  # resolve_path, by string operations
-    for images in _image_chunks(session, ds, split, chunk):
-        labels = _labels_of(session, [row[0] for row in images], reviews, names, models)
-        for image_id, path, width, height, split_, sha, orientation, status in images:
-            found = labels.get(image_id, [])
-            if found or status in EXPORTED_STATUSES:
-                full = path if root is None or path.startswith("/") else f"{root}/{path}"
-                yield Sample(full, width, height, found, split_, image_id, sha, orientation)
-
-
-def reviews_for(include_pending: bool) -> tuple[str, ...]:
-    return ("accepted", "pending") if include_pending else ("accepted",)
-
-
-def count_exportable(session: Session, ds: Dataset) -> int:
-    """How many images of `ds` have a split: the most an export can write."""
-    stmt = select(func.count()).where(Image.dataset_id == ds.id, Image.split.is_not(None))
-    return int(session.scalar(stmt) or 0)
-
-
-def export_left_out(session: Session, ds: Dataset, include_pending: bool = False) -> dict[str, int]:
-    """How many images no export takes, by reason: no split at all (though labelled), neither
-    labels nor a status saying a person looked at them, or flagged (labels refused on import)."""
-    no_split = sum(1 for _ in export_samples(session, ds, None, include_pending=include_pending))
-    labelled = select(Annotation.image_id).where(
-        Annotation.dataset_id == ds.id, Annotation.review.in_(reviews_for(include_pending))
-    )
-    in_split = (Image.dataset_id == ds.id, Image.split.is_not(None))
-    unlabeled = select(func.count()).where(
-        *in_split,
-        Image.status.not_in(EXPORTED_STATUSES),
-        Image.id.not_in(labelled),
-        Image.flag.is_(None),
-    )
-    flagged = select(func.count()).where(*in_split, Image.flag.is_not(None))
-    dupes = select(func.count()).where(Image.id.in_(marked_duplicates(ds.id)))
-    counts = {"unlabeled": unlabeled, "flagged": flagged, "duplicate": dupes}
-    return {"no_split": no_split} | {k: int(session.scalar(q) or 0) for k, q in counts.items()}
-
-
-def _image_chunks(
-    session: Session, ds: Dataset, split: str | None, chunk: int
-) -> Iterator[list[Any]]:
-    last = 0
-    where = Image.split.is_(None) if split is None else Image.split == split
-    where = and_(where, Image.flag.is_(None))  # a flagged image waits for a person
-    t = Image.__table__.c
-    cols = (t.id, t.path, t.width, t.height, t.split, t.sha256, t.orientation, t.status)
-    while True:
-        stmt = (
-            select(*cols)
-            .where(Image.dataset_id == ds.id, where, Image.id > last)
-            .where(Image.id.not_in(marked_duplicates(ds.id)))
-            .order_by(Image.id)
-            .limit(chunk)
-        )
-        images = fetch_all(session.connection(), stmt)
-        if not images:
-            return
-        yield images
-        last = images[-1][0]
-
-
-def _labels_of(
-    session: Session,
-    image_ids: list[int],
-    reviews: tuple[str, ...],
-    names: dict[int, str],
-    models: dict[int, str],
-) -> dict[int, list[Label]]:
-    t = Annotation.__table__.c
-    stmt = (
-        select(t.id, t.image_id, t.class_id, t.x, t.y, t.w, t.h, t.iscrowd, t.run_id, t.score,
-               t.review)
-        .where(t.image_id.in_(image_ids), t.review.in_(reviews))
-        .order_by(t.image_id, t.id)
-    )  # fmt: skip
-    out: dict[int, list[Label]] = {}
-    rows = fetch_all(session.connection(), stmt)
-    for aid, image_id, cid, x, y, w, h, crowd, run, score, review in rows:
-        box = None if x is None else Box(x, y, w, h)
-        source = "human" if run is None else models.get(run, "model")
-        label = Label(names[cid], box, score, source, review, bool(crowd), aid)
-        found = out.get(image_id)
-        if found is None:
-            out[image_id] = [label]
-        else:
-            found.append(label)
-    return out

@@ -179,3 +179,16 @@ def _compiled_insert(dialect: Any, table: Table, columns: tuple[str, ...]) -> tu
     if not compiled.positional:
         return str(compiled), None
     return str(compiled), [columns.index(name) for name in compiled.positiontup or ()]
+
+
+def fetch_all(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
+    """All rows of a core SELECT as the driver's plain tuples (no per-row result processing:
+    columns must need none, as ints, floats and text do)."""
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    args: Any = params
+    if compiled.positional:
+        args = tuple(params[name] for name in compiled.positiontup or ())
+    cursor = conn.exec_driver_sql(str(compiled), args).cursor
+    assert cursor is not None
+    return list(cursor.fetchall())
