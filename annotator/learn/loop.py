@@ -3,7 +3,8 @@ no vector yet, then train on every accepted label and store the proposals (see `
 embedding model is the one the dataset already has the most vectors of (what the person ran
 `annotator embed` with), else `mobilenet_v2`; its weights are found as `embed` finds them.
 Vectors made with other weights (`embed --weights FILE`) are never mixed with new ones: the new
-images are then left to `annotator embed`, and training uses the vectors there are. Decoding
+images are then left to `annotator embed`, and training uses the vectors there are. On a
+detection dataset nothing is embedded ahead: training crops the boxes itself. Decoding
 runs in this thread (no worker processes: the caller is a thread of a running app). torch and
 scikit-learn are imported inside functions; `missing_extra` names what to install."""
 
@@ -56,6 +57,9 @@ def retrain(session: Session, ds: Dataset, progress: ProgressFn | None = None) -
     if lack:
         raise InvalidInputError(lack)
     model = embedding_model(session, ds)
+    if ds.task == "detection":
+        report = train(session, ds, TrainOptions(embeddings=model, workers=0), progress)
+        return RetrainReport(model, 0, report)
     embedded, note = _embed_missing(session, ds, model, progress)
     report = train(session, ds, TrainOptions(embeddings=model))
     return RetrainReport(model, embedded, report, note)

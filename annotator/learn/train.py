@@ -5,24 +5,27 @@ recall it reports; the model fitted on every label then proposes a class for eve
 image with an embedding. The proposals are written as a model run exactly like a prelabel run
 (pending labels scored with the classifier's probabilities, per-image uncertainty), so the TUI,
 `space`, the uncertainty queue and `evaluate` treat them alike; a new train replaces the pending
-proposals of the previous trained runs and never touches accepted labels. Whole-image tasks
-only: a detection dataset is refused. scikit-learn is imported inside functions."""
+proposals of the previous trained runs and never touches accepted labels. A detection dataset
+trains on its accepted boxes' crops instead and re-classes the pending boxes of a detector run
+(see `train_boxes`). scikit-learn is imported inside functions."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from annotator.annotation import Label
 from annotator.errors import InvalidInputError, NotFoundError
 from annotator.learn.embed import DEFAULT_MODEL, no_embeddings, stored_models
 from annotator.prelabel.outputs import margin_uncertainty, threshold_uncertainty
+from annotator.prelabel.pipeline import check_run_options
 from annotator.store import predictions, training
 from annotator.store.embeddings import load_embeddings
 from annotator.store.models import Dataset
 from annotator.store.predictions import ImagePredictions
-from annotator.store.types import Session
+from annotator.store.types import ProgressFn, Session
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,8 +42,15 @@ class TrainOptions:
     embeddings: str = DEFAULT_MODEL
     folds: int = 5
     threshold: float = 0.5  # multilabel: propose the classes at least this probable
+    # detection only: the run whose boxes to re-class, and how to run the backbone over crops
+    run_id: int | None = None
+    weights: Path | None = None
+    device: str = "auto"
+    batch_size: int = 64
+    workers: int | None = None  # None: up to 4, one per CPU core
 
     def check(self) -> None:
+        check_run_options(self.batch_size, None, self.device, self.workers)
         if self.folds < 2:
             raise InvalidInputError(f"--folds {self.folds}: must be at least 2")
         if not 0.0 < self.threshold < 1.0:
@@ -64,6 +74,11 @@ class TrainReport:
     unembedded: int = 0  # finished or unlabeled images without a vector (left out)
     retired: int = 0  # images whose older proposals were removed, not replaced
     seconds: float = 0.0
+    unit: str = "images"  # what was labelled and proposed for: images, or boxes (detection)
+    source_run: int | None = None  # detection: the detector run whose boxes were re-classed
+    small: int = 0  # detection: boxes too small to crop (left out)
+    reclassed: int = 0  # detection: proposals whose class differs from the box they replace
+    unreadable: list[str] = field(default_factory=list)  # detection: images that failed
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,24 +188,27 @@ def _refuse_too_few(ds: Dataset, found: TrainingSet) -> None:
             )
 
 
-def train(session: Session, ds: Dataset, options: TrainOptions) -> TrainReport:
-    """Fit, cross-validate, and store proposals for every unlabeled image as a new run."""
+def train(
+    session: Session, ds: Dataset, options: TrainOptions, progress: ProgressFn | None = None
+) -> TrainReport:
+    """Fit, cross-validate, and store proposals for every unlabeled image as a new run (on a
+    detection dataset: for the boxes of a detector run; `progress` counts the boxes cropped)."""
     options.check()
     if ds.task == "detection":
-        raise InvalidInputError(
-            f"dataset {ds.name!r} is a detection dataset: train learns whole-image classes "
-            "(classification, multilabel); use annotator prelabel with a detection model"
-        )
+        from annotator.learn.train_boxes import train_boxes
+
+        return train_boxes(session, ds, options, progress)
     started = time.perf_counter()
     found = training_set(session, ds, options.embeddings)
-    report = _cross_validate(found, options)
+    report = cross_validate(found, options)
     classifier = make_classifier(found.multilabel).fit(found.x, found.y)
     _propose(session, ds, options, found, classifier, report)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _cross_validate(found: TrainingSet, options: TrainOptions) -> TrainReport:
+def cross_validate(found: TrainingSet, options: TrainOptions) -> TrainReport:
+    """Out-of-fold accuracy and per-class recall, as a report to fill in."""
     import numpy as np
 
     probs = out_of_fold(found.x, found.y, found.multilabel, options.folds)

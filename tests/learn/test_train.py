@@ -1,6 +1,6 @@
 """Training on the dataset's own labels: embed then train from the command line, the proposals
 stored as a model run (pending, scored, with uncertainty), refusals (too few labels, no
-embeddings, detection), a second train replacing the first one's pending proposals but never an
+embeddings), a second train replacing the first one's pending proposals but never an
 accepted label, multilabel, evaluate on the trained run, and a train killed between batches."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from annotator.errors import InvalidInputError, NotFoundError
+from annotator.errors import NotFoundError
 from annotator.learn import train as train_module
 from annotator.learn.embed import EmbedOptions, embed
 from annotator.learn.train import TrainOptions, TrainReport, latest_accuracy, train
@@ -101,12 +101,6 @@ def test_without_embeddings_the_error_says_what_to_run(
 ) -> None:
     ds_id, _ = coloured(2)
     with pytest.raises(NotFoundError, match=f"run annotator embed c --model {COLOUR}"):
-        _train(store, ds_id)
-
-
-def test_a_detection_dataset_is_refused(store: Store, coloured: MakeColoured) -> None:
-    ds_id, _ = coloured(2, task="detection")
-    with pytest.raises(InvalidInputError, match="is a detection dataset"):
         _train(store, ds_id)
 
 
