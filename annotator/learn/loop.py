@@ -59,7 +59,8 @@ def retrain(session: Session, ds: Dataset, progress: ProgressFn | None = None) -
     model = embedding_model(session, ds)
     if ds.task == "detection":
         report = train(session, ds, TrainOptions(embeddings=model, workers=0), progress)
-        return RetrainReport(model, 0, report)
+        return RetrainReport(model, 0, report, "(counted in boxes: accepted boxes, and boxes "
+                             "of the detector run that got a class)")  # fmt: skip
     embedded, note = _embed_missing(session, ds, model, progress)
     report = train(session, ds, TrainOptions(embeddings=model))
     return RetrainReport(model, embedded, report, note)

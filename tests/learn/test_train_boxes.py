@@ -165,7 +165,7 @@ def test_train_proposes_the_class_of_each_detected_box(
             Annotation.run_id == report["run_id"]))]  # fmt: skip
         assert all(0.5 < (p or 0) <= 1 for p in scores)
         assert latest_accuracy(s, s.get_one(Dataset, ds_id)) == 1.0
-    text = run_cli("train", "d", "--embeddings", COLOUR, "--workers", "0").stdout
+    text = run_cli("train", "d", "--embeddings", COLOUR, "--workers", "2").stdout  # processes
     assert "trained on 12 labelled boxes: cross-validated accuracy 1.000 (4 folds)" in text
     assert f"proposed a class for 12 pending boxes (found by run {detector}), 0 of them" in text
 
@@ -330,3 +330,53 @@ def test_real_photos_with_mobilenet_v2_crops(
     for k in range(5, 9):
         assert [(c, r) for c, r, _, _ in found_boxes[f"scene_{k:02d}"]] == [
             (name, "pending") for name in truth[k]]  # fmt: skip
+
+
+def test_a_train_killed_between_batches_leaves_one_pending_box_per_place(
+    store: Store, tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from annotator.learn import train_boxes as module
+    from annotator.store import predictions
+
+    ds_id = make_scenes(store, tmp_path)
+    draw_truth(store, ds_id, range(6))
+    detector = prelabel(run_cli)
+    real_write = predictions.write_batch
+    calls: list[int] = []
+
+    def dying_write(session: Any, run: ModelRun, results: list[Any]) -> int:
+        calls.append(len(results))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_write(session, run, results)
+
+    monkeypatch.setattr(module, "WRITE_BATCH", 2)
+    monkeypatch.setattr(predictions, "write_batch", dying_write)
+    with pytest.raises(KeyboardInterrupt):
+        train_boxes(store, ds_id)
+    found = boxes(store, ds_id)
+    killed = detector + 1
+    for k in range(6, 12):
+        runs = [run for _, r, run, _ in found[f"scene_{k:02d}"] if r == "pending"]
+        assert runs == [killed if k < 8 else detector] * 2  # whole images, one box per place
+    monkeypatch.setattr(predictions, "write_batch", real_write)
+    last = train_boxes(store, ds_id)
+    assert last.proposed == 12
+    for k in range(6, 12):
+        assert [(c, r, run) for c, r, run, _ in boxes(store, ds_id)[f"scene_{k:02d}"]] == [
+            (name, "pending", last.run_id) for name in scene_classes(k)]  # fmt: skip
+
+
+def test_the_retrain_key_trains_on_boxes_without_embedding_images(
+    store: Store, tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from annotator.learn import loop
+
+    ds_id = make_scenes(store, tmp_path)
+    draw_truth(store, ds_id, range(6))
+    prelabel(run_cli)
+    monkeypatch.setattr(loop, "embedding_model", lambda session, ds: COLOUR)
+    with store.session() as s:
+        report = loop.retrain(s, s.get_one(Dataset, ds_id))
+    assert (report.embedded, report.train.unit, report.train.proposed) == (0, "boxes", 12)
+    assert report.train.cv_accuracy == 1.0
