@@ -24,6 +24,9 @@ from annotator.store.models import Annotation, Image
 from annotator.store.predictions import ImagePredictions, finish_run, open_run, write_batch
 from annotator.store.suspects import flag_history
 from tests.conftest import needs_postgres
+from tests.review.conftest import fo
+
+__all__ = ["fo"]  # the FiftyOne fixture, shared with the review tests
 
 CLASSES = ["cat", "dog"]
 AGREEING = 12
@@ -198,6 +201,28 @@ def test_a_detection_dataset_without_predictions_is_refused_in_one_line(
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and "run annotator prelabel" in result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.xdist_group("fiftyone")
+def test_the_suspect_labels_view_lists_suspect_boxes_worst_first(
+    store: Store, tmp_path: Path, run_cli: Any, fo: Any
+) -> None:
+    from annotator.review import backend
+    from annotator.review.push import push
+
+    ids = _build(store, tmp_path / "d", name="d")
+    worst_first = list(dict.fromkeys(f["image_id"] for f in _suspects(run_cli)["flags"]))
+    name = f"annotator-{tmp_path.name[:40]}"
+    try:
+        with store.session() as s:
+            push(s, get_dataset(s, "d"), fo_name=name)
+        view = fo.load_dataset(name).load_saved_view("suspect_labels")
+        listed = view.values([backend.ID, backend.SUGGESTED])
+        assert list(zip(*listed, strict=True))[:1] == [(ids["missing.png"], "dog")]
+        assert listed[0] == worst_first
+    finally:
+        if fo.dataset_exists(name):
+            fo.delete_dataset(name)
 
 
 class TestOnPostgres:
