@@ -29,15 +29,14 @@ USER_TABLES = (
 
 def sqlite_file(db: str | None) -> Path | None:
     """The file `--db` names when it is a plain SQLite file (a path, or a `sqlite:///` URL
-    with nothing to decode); None for any other database."""
+    with nothing to decode), as messages name it; None for any other database."""
     db = db or os.environ.get("ANNOTATOR_DB") or DEFAULT_DB
-    if db.startswith("sqlite:///"):
-        db = db.removeprefix("sqlite:///")
-        if not db or any(ch in db for ch in "?%") or db.startswith("file:") or db == ":memory:":
-            return None
-    elif "://" in db:
+    if not db.startswith("sqlite:///"):
+        return None if "://" in db else Path(db).expanduser().resolve()
+    name = db.removeprefix("sqlite:///")  # as the store names it: not resolved
+    if not name or any(ch in name for ch in "?%") or name.startswith("file:") or name == ":memory:":
         return None
-    return Path(db).expanduser().resolve()
+    return Path(name)
 
 
 def check_revision(current: str | None, where: str) -> None:
@@ -98,7 +97,10 @@ def _connect(path: Path) -> sqlite3.Connection | None:
     cannot read it (the usual store then says why)."""
     try:
         conn = sqlite3.connect(
-            path.as_uri() + "?mode=rw", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None
+            path.resolve().as_uri() + "?mode=rw",
+            uri=True,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,
         )
     except sqlite3.Error:
         return None
@@ -131,7 +133,15 @@ def _sqlite_rows(conn: sqlite3.Connection, path: Path) -> Rows:
     def run(sql: str, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
         try:
             return conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
+            if not _the_databases(exc):
+                raise  # a wrong query is a bug: its traceback is what a report needs
             raise StorageError(f"cannot use database {path}: {exc}") from exc
 
     return run
+
+
+def _the_databases(exc: sqlite3.DatabaseError) -> bool:
+    """The database's fault (a damaged file, a failing disk), not the query's: as the store
+    tells them apart (`annotator.store.db.database_error`)."""
+    return type(exc) is sqlite3.DatabaseError or isinstance(exc, sqlite3.OperationalError)

@@ -8,7 +8,6 @@ PostgreSQL print the same. Imports only the standard library and `annotator.erro
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -173,7 +172,7 @@ def annotator_figures(rows: Rows, dataset_id: int) -> list[AnnotatorFigures]:
         hours = sum(spent) / 3600 if sum(spent) > 0 else _span_h(first, last)
         out.append(AnnotatorFigures(
             author, int(changes), int(images), round(int(changes) / hours, 1),
-            round(statistics.median(spent), 1) if spent else None, len(spent),
+            _median(spent), len(spent),
         ))  # fmt: skip
     return sorted(out, key=lambda f: f.annotator)
 
@@ -196,6 +195,15 @@ def _counts(rows: Rows, sql: str, params: Mapping[str, Any]) -> dict[str, int]:
 
 def _by_dataset(rows: Rows, sql: str, params: Mapping[str, Any]) -> dict[int, int]:
     return {int(i): int(n) for i, n in rows(sql, params)}
+
+
+def _median(values: list[float]) -> float | None:
+    """The median to a tenth (None: no values); `statistics` is loaded only when needed."""
+    if not values:
+        return None
+    import statistics
+
+    return round(statistics.median(values), 1)
 
 
 def _span_h(first: datetime | str, last: datetime | str) -> float:
