@@ -74,7 +74,8 @@ def comparison_run(session: Session, ds: Dataset, run_id: int | None = None) -> 
     )
     newest = select(func.max(Annotation.run_id)).where(
         Annotation.dataset_id == ds.id, Annotation.run_id.is_not(None), Annotation.kind == "box",
-        Annotation.review.in_(PREDICTED), Annotation.image_id.in_(labelled),
+        Annotation.review.in_(PREDICTED), Annotation.score.is_not(None),
+        Annotation.image_id.in_(labelled),
     )  # fmt: skip
     found = session.scalar(newest)
     if found is None:
