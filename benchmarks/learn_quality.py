@@ -11,13 +11,15 @@ recall over all it flags (target >= 0.8).
 
 dupes: 1,000 photos (non-overlapping tiles of random sizes, 32-96 px a side by default, cut
 from every photograph bundled with scikit-image and scikit-learn; flat tiles left out; larger
-tiles with --tile-sides 48,128 give fewer) plus 200 altered copies (resized to 50-90%, JPEG
-quality 30-70, cropped by up to 10%, brightness +-20%), added with `add` (pHash at add), then
-`dupes`: precision and recall of the pairs it groups against the planted (original, copy)
-pairs (target >= 0.95 each).
+tiles with --tile-sides 64,128 give fewer, about 500: more like the pictures a dataset holds,
+which are larger still) plus 200 altered copies (resized to 50-90%, JPEG quality 30-70, cropped
+by up to 10%, brightness +-20%), added with `add` (pHash at add), then `dupes`: precision and
+recall of the pairs it groups against the planted (original, copy) pairs (target >= 0.95
+each). Measured twice on the same store: as `dupes` does it, and (line "pHash only") with the
+candidates from pHash alone and no shape check, as it did before dHash and shapes were added.
 
 dupes-scale: the search, confirmation and grouping of 100,000 images' signatures (target
-<= 60 s).
+<= 60 s), likewise twice.
 """
 
 from __future__ import annotations
@@ -195,10 +197,24 @@ def altered(picture: Any, rng: random.Random) -> bytes:
     return buf.getvalue()
 
 
+class PhashOnly:
+    """Within it, `dupes` searches pHashes alone and does not compare shapes (as it did before
+    dHash and the shape check were added): the figures' baseline, in the same run."""
+
+    def __enter__(self) -> None:
+        import annotator.learn.dupes as dupes
+
+        self.saved = dupes.SEARCHED, dupes.MAX_CROP
+        dupes.SEARCHED, dupes.MAX_CROP = ("hashes",), 0.999  # any shape agrees
+
+    def __exit__(self, *exc: object) -> None:
+        import annotator.learn.dupes as dupes
+
+        dupes.SEARCHED, dupes.MAX_CROP = self.saved
+
+
 def bench_dupes(max_distance: int, embed_first: bool, min_cosine: float) -> dict[str, float]:
-    from annotator.learn.dupes import find_duplicates
     from annotator.store.datasets import create_dataset
-    from annotator.store.dupes import list_groups
     from annotator.store.images import add_images
 
     rng = random.Random(0)
@@ -222,55 +238,87 @@ def bench_dupes(max_distance: int, embed_first: bool, min_cosine: float) -> dict
                 from annotator.learn.embed import EmbedOptions, embed
 
                 embed(s, ds, EmbedOptions(model="mobilenet_v2", weights=_mobilenet_weights()))
-            started = time.perf_counter()
-            report = find_duplicates(s, ds, max_distance=max_distance, min_cosine=min_cosine)
-            dupes_s = time.perf_counter() - started
-            groups = list_groups(s, ds)
+            how = f"MobileNetV2 cosine >= {min_cosine}" if embed_first else "no embeddings"
+            print(f"dupes (max distance {max_distance}, {how}, tiles {TILE_SIDES[0]}-"
+                  f"{TILE_SIDES[1]} px): {len(pictures)} pictures + {len(truth)} copies; add "
+                  f"with pHash {add_s:.1f} s")  # fmt: skip
+            with PhashOnly():
+                _score_dupes(s, ds, truth, "pHash only", max_distance, min_cosine)
+            out = _score_dupes(s, ds, truth, "as dupes does", max_distance, min_cosine)
         store.close()
-    found = set()
-    for g in groups:
+    return out
+
+
+def _score_dupes(
+    session: Any, ds: Any, truth: set[tuple[str, str]], label: str, max_distance: int,
+    min_cosine: float,
+) -> dict[str, float]:  # fmt: skip
+    from annotator.learn.dupes import find_duplicates
+    from annotator.store.dupes import list_groups
+
+    started = time.perf_counter()
+    report = find_duplicates(session, ds, max_distance=max_distance, min_cosine=min_cosine)
+    dupes_s = time.perf_counter() - started
+    found: set[tuple[str, str]] = set()
+    for g in list_groups(session, ds):
         names = sorted(Path(m.path).name for m in g.members)
         found.update((a, b) for a in names for b in names if a < b)
     precision = len(found & truth) / max(1, len(found))
     recall = len(found & truth) / len(truth)
-    how = f"MobileNetV2 cosine >= {min_cosine}" if embed_first else "no embeddings"
-    print(f"dupes (max distance {max_distance}, {how}): {len(pictures)} pictures + {len(truth)} copies; "
-          f"{report.groups} groups, {len(found)} pairs; precision {precision:.3f}, recall "
-          f"{recall:.3f} (targets >= 0.95); add with pHash {add_s:.1f} s, dupes {dupes_s:.1f} s "
-          f"(search {report.seconds:.2f} s); {report.rejected_by_pixels} pairs rejected by "
-          "thumbnails")  # fmt: skip
-    return {"precision": precision, "recall": recall, "pairs": len(found), "add_s": add_s,
-            "dupes_s": dupes_s}  # fmt: skip
+    print(f"  {label}: {report.groups} groups, {len(found)} pairs; precision {precision:.3f}, "
+          f"recall {recall:.3f} (targets >= 0.95); dupes {dupes_s:.1f} s (search "
+          f"{report.seconds:.2f} s); {report.rejected_by_pixels} candidate pairs rejected by "
+          "thumbnails or shapes")  # fmt: skip
+    return {"precision": precision, "recall": recall, "pairs": len(found), "dupes_s": dupes_s}
 
 
 def bench_dupes_scale(count: int = 100_000, max_distance: int = 6) -> dict[str, float]:
-    """Search, confirm and group `count` images' signatures as `dupes` holds them: a pHash-like
-    hash per view (the whole picture: 32 of 64 bits set; each other view a few bits from it)
-    and an 8x8 thumbnail per view; 1% planted copies whose whole picture is a view of an original a few
-    bits away, with that view's thumbnail plus noise."""
-    from annotator.learn.dupes import ALIGNMENTS, THUMB, Signatures, confirmed_pairs, group_members
+    """Search, confirm and group `count` images' signatures as `dupes` holds them: two
+    pHash-like hashes per view (see `_view_hashes`), an 8x8 thumbnail per view and a size; 1%
+    planted copies whose whole picture is a view of an original a few bits away by each hash,
+    with that view's thumbnail plus noise, at half its size."""
+    from annotator.learn.dupes import ALIGNMENTS, THUMB, Signatures
 
     rng = np.random.default_rng(0)
     views = len(ALIGNMENTS)
-    hashes = _random_hashes(rng, count)[:, None].repeat(views, axis=1)
-    for view in range(1, views):
-        hashes[:, view] = _flip(rng, hashes[:, view], 2, 10)
+    hashes, dhashes = (_view_hashes(rng, count, views) for _ in range(2))
     thumbs = rng.integers(0, 256, size=(count, views, THUMB**2), dtype=np.uint8)
+    sizes = rng.integers(200, 1200, size=(count, 2))
     planted = count // 100
     originals, copies = np.arange(planted), np.arange(count - planted, count)
     view = rng.integers(0, views, size=planted)
-    hashes[copies, 0] = _flip(rng, hashes[originals, view], 0, max_distance)
+    for h in (hashes, dhashes):
+        h[copies, 0] = _flip(rng, h[originals, view], 0, max_distance)
     noise = rng.integers(-12, 13, size=(planted, THUMB**2))
     thumbs[copies, 0] = np.clip(thumbs[originals, view].astype(int) + noise, 0, 255)
-    started = time.perf_counter()
-    pairs, distances = confirmed_pairs(Signatures(list(range(count)), hashes, thumbs),
-                                       max_distance)  # fmt: skip
-    groups = group_members(list(range(count)), pairs, distances)
-    seconds = time.perf_counter() - started
-    print(f"dupes at scale: {count:,} images ({views} views each) searched, confirmed and "
-          f"grouped in {seconds:.1f} s (target <= 60 s); {len(groups)} groups ({planted} "
-          "planted)")  # fmt: skip
-    return {"seconds": seconds, "groups": len(groups)}
+    sizes[copies] = sizes[originals] // 2
+    signatures = Signatures(list(range(count)), hashes, thumbs, dhashes, sizes)
+    with PhashOnly():
+        _group_at_scale(signatures, max_distance, "pHash only")
+    seconds, groups = _group_at_scale(signatures, max_distance, "as dupes does")
+    print(f"  ({count:,} images, {views} views each, {planted} planted copies)")
+    return {"seconds": seconds, "groups": groups}
+
+
+def _group_at_scale(signatures: Any, max_distance: int, label: str) -> tuple[float, int]:
+    from annotator.learn.dupes import confirmed_pairs, group_members
+
+    started, cpu = time.perf_counter(), time.process_time()
+    pairs, distances = confirmed_pairs(signatures, max_distance)
+    groups = group_members(signatures.image_ids, pairs, distances)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"dupes at scale, {label}: searched, confirmed and grouped in {seconds:.1f} s "
+          f"(target <= 60 s; {cpu:.1f} CPU s); {len(groups)} groups")  # fmt: skip
+    return seconds, len(groups)
+
+
+def _view_hashes(rng: np.random.Generator, count: int, views: int) -> np.ndarray:
+    """A pHash-like hash per view: the whole picture 32 of 64 bits set, each other view a few
+    bits from it."""
+    hashes = _random_hashes(rng, count)[:, None].repeat(views, axis=1)
+    for view in range(1, views):
+        hashes[:, view] = _flip(rng, hashes[:, view], 2, 10)
+    return hashes
 
 
 def _random_hashes(rng: np.random.Generator, count: int) -> np.ndarray:

@@ -1,11 +1,15 @@
 """Near-duplicate images, robust to resizing, re-encoding, brightness and crops of up to 10%.
 Every image is decoded once per run (threads): its pHash is stored when it had none, and kept in
-memory for this run are the pHash and an 8x8 grey thumbnail of 37 views of it (the whole picture
-and views 2.5%, 5%, 7.5% and 10% smaller, anchored at each corner, edge and the centre). A pair is a
-candidate when one whole picture is within a Hamming distance of any view of the other, and is
-confirmed when the thumbnails correlate (brightness- and contrast-free), and by embedding cosine
-where both images have one. Groups use complete linkage: a chain of close pairs A~B~C never
-puts A and C together unless they are close too.
+memory for this run are its shape and, for each of 37 views of it (the whole picture and views
+2.5%, 5%, 7.5% and 10% smaller, anchored at each corner, edge and the centre), a pHash, a dHash
+and an 8x8 grey thumbnail. A pair is a candidate when one whole picture is within a Hamming
+distance of any view of the other by either hash (the two fail on different pictures: pHash on
+small, blurred or low-contrast copies, where dHash's neighbour gradients still hold, and the
+reverse), and is confirmed when the thumbnails correlate (brightness- and contrast-free), the
+two shapes agree as far as a 10% crop allows (the hashes and thumbnails squash every picture
+to a square, so a wide and a tall picture of the same texture look alike to them), and by
+embedding cosine where both images have one. Groups use complete linkage: a chain of close
+pairs A~B~C never puts A and C together unless they are close too.
 
 The search is exact and needs no index library: by the pigeonhole principle two 64-bit hashes
 at most d bits apart agree exactly on at least one of d + 1 disjoint bit chunks, so each view
@@ -20,7 +24,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from annotator.errors import InvalidInputError, MissingDependencyError
 from annotator.store.dupes import (
@@ -48,6 +52,8 @@ THUMB = 8  # thumbnails are THUMB x THUMB grey pixels
 BATCH = 500
 MIN_COSINE = 0.9
 MIN_CORRELATION = 0.93
+MAX_CROP = 0.1  # the largest crop of a side that still makes a near-duplicate
+SEARCHED: tuple[str, ...] = ("hashes", "dhashes")  # the Signatures hashes searched
 PAIR_BUDGET = 4_000_000  # hash comparisons held in memory at once by the search
 
 
@@ -68,11 +74,22 @@ class DupesReport:
 
 @dataclass
 class Signatures:
-    """Per image: the pHash and a grey thumbnail of each of the ALIGNMENTS views."""
+    """Per image: its shape, and the pHash, dHash and grey thumbnail of each ALIGNMENTS view."""
 
     image_ids: list[int]
-    hashes: np.ndarray  # n x len(ALIGNMENTS) uint64; column 0 the whole picture
+    hashes: np.ndarray  # n x len(ALIGNMENTS) uint64 pHashes; column 0 the whole picture
     thumbs: np.ndarray  # n x len(ALIGNMENTS) x THUMB**2 uint8
+    dhashes: np.ndarray  # n x len(ALIGNMENTS) uint64 dHashes, as `hashes`
+    sizes: np.ndarray  # n x 2 (width, height) as decoded (a JPEG at a reduced scale)
+
+
+class FileSignature(NamedTuple):
+    """One image file's part of `Signatures` (hashes unsigned, one per ALIGNMENTS view)."""
+
+    hashes: list[int]
+    thumbs: np.ndarray
+    dhashes: list[int]
+    size: tuple[int, int]
 
 
 def require_imagehash() -> None:
@@ -84,11 +101,13 @@ def require_imagehash() -> None:
         ) from None
 
 
-def signature_file(path: str) -> tuple[list[int], np.ndarray]:
-    """The pHashes (unsigned; the first is `phash_file`'s) and thumbnails of the ALIGNMENTS
-    views of an image file, as displayed. The pHash is imagehash's (the view at 32x32, Lanczos;
-    the 8x8 lowest DCT frequencies against their median), all views in one DCT call; the
-    thumbnail is that 32x32 view averaged down."""
+def signature_file(path: str) -> FileSignature:
+    """The pHashes (unsigned; the first is `phash_file`'s), thumbnails and dHashes of the
+    ALIGNMENTS views of an image file, as displayed, and its decoded size. The pHash is
+    imagehash's (the view at 32x32, Lanczos; the 8x8 lowest DCT frequencies against their
+    median), all views in one DCT call; the thumbnail is that 32x32 view averaged down; the
+    dHash is imagehash's scheme (is each of 9x8 pixels brighter than its left neighbour) on the
+    32x32 view."""
     import numpy as np
     import scipy.fftpack
     from PIL import Image as PILImage
@@ -104,10 +123,18 @@ def signature_file(path: str) -> tuple[list[int], np.ndarray]:
     pixels = np.stack([np.asarray(view) for view in small])
     low = scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=1), axis=2)[:, :8, :8]
     bits = low.reshape(len(pixels), 64) > np.median(low.reshape(len(pixels), 64), axis=1)[:, None]
-    hashes = [int.from_bytes(np.packbits(row).tobytes(), "big") for row in bits]
     step = 32 // THUMB
     thumbs = pixels.reshape(len(pixels), THUMB, step, THUMB, step).mean(axis=(2, 4))
-    return hashes, thumbs.round().astype(np.uint8).reshape(len(pixels), THUMB**2)
+    nine = np.stack([np.asarray(v.resize((9, 8), PILImage.Resampling.LANCZOS)) for v in small])
+    gradients = (nine[:, :, 1:] > nine[:, :, :-1]).reshape(len(pixels), 64)
+    return FileSignature(_packed(bits), thumbs.round().astype(np.uint8).reshape(len(pixels), -1),
+                         _packed(gradients), grey.size)  # fmt: skip
+
+
+def _packed(bits: np.ndarray) -> list[int]:
+    import numpy as np
+
+    return [int.from_bytes(np.packbits(row).tobytes(), "big") for row in bits]
 
 
 def _boxes(width: int, height: int) -> list[tuple[int, int, int, int]]:
@@ -144,6 +171,8 @@ class _Collected:
     ids: list[int] = field(default_factory=list)
     hashes: list[list[int]] = field(default_factory=list)
     thumbs: list[np.ndarray] = field(default_factory=list)
+    dhashes: list[list[int]] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)
     bad: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
     def add(self, results: list[tuple[tuple[int, str, bool], Signed]]) -> list[tuple[int, int]]:
@@ -154,10 +183,12 @@ class _Collected:
                 self.bad.append((path, value))
                 continue
             self.ids.append(image_id)
-            self.hashes.append(value[0])
-            self.thumbs.append(value[1])
+            self.hashes.append(value.hashes)
+            self.thumbs.append(value.thumbs)
+            self.dhashes.append(value.dhashes)
+            self.sizes.append(value.size)
             if not had:
-                new.append((image_id, to_signed(value[0][0])))
+                new.append((image_id, to_signed(value.hashes[0])))
         return new
 
     def signatures(self) -> Signatures:
@@ -166,12 +197,13 @@ class _Collected:
         if not self.ids:
             views = len(ALIGNMENTS)
             empty = np.zeros((0, views, THUMB**2), dtype=np.uint8)
-            return Signatures([], np.zeros((0, views), dtype=np.uint64), empty)
-        hashes = np.array(self.hashes, dtype=np.uint64)
-        return Signatures(self.ids, hashes, np.stack(self.thumbs))
+            no_hashes = np.zeros((0, views), dtype=np.uint64)
+            return Signatures([], no_hashes, empty, no_hashes, np.zeros((0, 2), dtype=np.int64))
+        hashes, dhashes = (np.array(h, dtype=np.uint64) for h in (self.hashes, self.dhashes))
+        return Signatures(self.ids, hashes, np.stack(self.thumbs), dhashes, np.array(self.sizes))
 
 
-Signed = tuple[tuple[list[int], "np.ndarray"] | str, str]
+Signed = tuple[FileSignature | str, str]
 
 
 def _signed_batches(
@@ -352,12 +384,31 @@ def find_duplicates(
 def confirmed_pairs(
     signatures: Signatures, max_distance: int, report: DupesReport | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of `view_pairs` whose thumbnails agree too (MIN_CORRELATION), and distances."""
-    pairs, distances = view_pairs(signatures.hashes, max_distance)
+    """Pairs of `view_pairs` by pHash or dHash (the distance: the lesser of the two) whose
+    thumbnails agree (MIN_CORRELATION) and whose shapes agree (`shapes_agree`)."""
+    import numpy as np
+
+    found = [np.column_stack(view_pairs(getattr(signatures, name), max_distance))
+             for name in SEARCHED]  # fmt: skip
+    pairs, distances = _least_per_pair(np.concatenate(found), len(signatures.image_ids))
     keep = thumbnail_scores(signatures.thumbs, pairs) >= MIN_CORRELATION
+    keep &= shapes_agree(signatures.sizes, pairs)
     if report is not None:
         report.rejected_by_pixels = int((~keep).sum())
     return pairs[keep], distances[keep]
+
+
+def shapes_agree(sizes: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """A mask over `pairs`: True where the two pictures' width/height ratios differ by no more
+    than cropping MAX_CROP off one side makes, give or take half a pixel on each side."""
+    import numpy as np
+
+    w, h = sizes[:, 0].astype(np.float64), sizes[:, 1].astype(np.float64)
+    aspect = np.log(np.maximum(w, 1) / np.maximum(h, 1))
+    rounding = 0.5 / np.maximum(w, 1) + 0.5 / np.maximum(h, 1)
+    a, b = pairs[:, 0], pairs[:, 1]
+    allowed = -np.log1p(-MAX_CROP) + rounding[a] + rounding[b]
+    return np.asarray(np.abs(aspect[a] - aspect[b]) <= allowed)
 
 
 def group_members(

@@ -1,5 +1,5 @@
-"""Near-duplicates: pHash at add and backfilled, an exact Hamming search, resized copies grouped
-and unrelated images not, confirmation by embeddings, marking duplicates out of exports, export
+"""Near-duplicates: pHash at add and backfilled, an exact Hamming search, candidates by pHash or
+dHash, a shape check, resized copies grouped and unrelated images not, confirmation by embeddings, marking duplicates out of exports, export
 refusing train/val leakage, and split keeping a group in one split."""
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
+from annotator.learn import dupes as dupes_module
 from annotator.learn.dupes import (
     ALIGNMENTS,
     THUMB,
+    Signatures,
+    confirmed_pairs,
     find_duplicates,
     group_members,
     near_pairs,
@@ -81,17 +84,54 @@ def test_signature_starts_with_imagehash_phash_of_the_whole_picture(tmp_path: Pa
     picture = smooth_picture(7)
     picture.save(tmp_path / "a.png")  # type: ignore[attr-defined]
     picture.crop((10, 8, 230, 172)).save(tmp_path / "b.jpg", quality=40)  # type: ignore[attr-defined]
-    for name in ("a.png", "b.jpg"):
-        hashes, thumbs = signature_file(str(tmp_path / name))
-        assert to_signed(hashes[0]) == phash_file(str(tmp_path / name))
-        assert len(hashes) == len(ALIGNMENTS) and thumbs.shape == (len(ALIGNMENTS), THUMB**2)
-    # the copy cropped by about 8% is nearer to one of the original's smaller views
-    whole, views = (
-        signature_file(str(tmp_path / "b.jpg"))[0][0],
-        signature_file(str(tmp_path / "a.png"))[0],
+    for name, size in (("a.png", (240, 180)), ("b.jpg", (110, 82))):  # a JPEG at half scale
+        found = signature_file(str(tmp_path / name))
+        assert to_signed(found.hashes[0]) == phash_file(str(tmp_path / name))
+        assert len(found.hashes) == len(found.dhashes) == len(ALIGNMENTS)
+        assert found.thumbs.shape == (len(ALIGNMENTS), THUMB**2) and found.size == size
+    # the copy cropped by about 8% is nearer to one of the original's smaller views, by each hash
+    copy, original = (
+        signature_file(str(tmp_path / "b.jpg")),
+        signature_file(str(tmp_path / "a.png")),
     )
-    distances = [bin(whole ^ view).count("1") for view in views]
-    assert min(distances[1:]) < distances[0]
+    for whole, views in ((copy.hashes[0], original.hashes), (copy.dhashes[0], original.dhashes)):
+        distances = [bin(whole ^ view).count("1") for view in views]
+        assert min(distances[1:]) < distances[0]
+
+
+def _two_pictures(phash_bits: int, dhash_bits: int, sizes: list[tuple[int, int]]) -> Signatures:
+    """Two images with the same thumbnails (every view alike), their hashes `phash_bits` and
+    `dhash_bits` bits apart, of the given sizes."""
+    rng = np.random.default_rng(0)
+    views = len(ALIGNMENTS)
+    thumbs = rng.integers(0, 256, size=(1, views, THUMB**2), dtype=np.uint8).repeat(2, axis=0)
+    hashes = np.zeros((2, views), dtype=np.uint64)
+    dhashes = np.zeros((2, views), dtype=np.uint64)
+    hashes[1] = np.uint64((1 << phash_bits) - 1)
+    dhashes[1] = np.uint64((1 << dhash_bits) - 1)
+    return Signatures([1, 2], hashes, thumbs, dhashes, np.array(sizes))
+
+
+def test_a_copy_is_a_candidate_by_either_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    wide = [(200, 100), (150, 75)]
+    for phash_bits, dhash_bits, distance in ((4, 30, 4), (30, 2, 2), (3, 1, 1)):
+        pairs, distances = confirmed_pairs(_two_pictures(phash_bits, dhash_bits, wide), 6)
+        assert pairs.tolist() == [[0, 1]] and distances.tolist() == [distance]
+    assert len(confirmed_pairs(_two_pictures(10, 10, wide), 6)[0]) == 0
+    monkeypatch.setattr(dupes_module, "SEARCHED", ("hashes",))  # pHash alone misses it
+    assert len(confirmed_pairs(_two_pictures(30, 2, wide), 6)[0]) == 0
+
+
+@pytest.mark.parametrize(
+    ("other", "grouped"),
+    [((180, 100), True), ((200, 90), True), ((100, 200), False), ((150, 100), False),
+     ((20, 11), True), ((20, 14), False)],
+)  # fmt: skip
+def test_pictures_of_other_shapes_are_not_duplicates(other: tuple[int, int], grouped: bool) -> None:
+    # a 10% crop of one side still matches (give or take rounding at small sizes); a wide and a
+    # tall picture with alike thumbnails (both squashed to a square) do not
+    pairs, _ = confirmed_pairs(_two_pictures(2, 2, [(200, 100), other]), 6)
+    assert (len(pairs) == 1) is grouped
 
 
 def test_near_pairs_matches_brute_force() -> None:
