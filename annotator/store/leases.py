@@ -44,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement
 
 from annotator.store import overlap
 from annotator.store.models import HistoryEvent, Image, Lease, RunImage, utcnow
@@ -222,7 +222,7 @@ def claim_run_batch(
 _COMPILED: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
 
 
-def _run(session: Session, key: tuple[Any, ...], build: Callable[[], Executable],
+def _run(session: Session, key: tuple[Any, ...], build: Callable[[], ClauseElement],
          **params: Any) -> list[int]:  # fmt: skip
     """Execute the statement `build` makes (compiled on first use) with `params`; the ids."""
     conn = session.connection()
@@ -254,14 +254,14 @@ def _params() -> tuple[Any, Any, Any]:
             bindparam("now", type_=DateTime(timezone=True)))  # fmt: skip
 
 
-def _lock_stmt() -> Executable:
+def _lock_stmt() -> ClauseElement:
     """Lock the images `ids`, skipping those another transaction holds locked."""
     ids = bindparam("ids", type_=ARRAY(Integer))
     stmt = select(Image.id).where(Image.id == any_(ids))
     return stmt.with_for_update(skip_locked=True, of=Image)
 
 
-def _next_stmt(only_unlabeled: bool) -> Executable:
+def _next_stmt(only_unlabeled: bool) -> ClauseElement:
     """Lock the next `n` images (by id, past `skip`) that a run has not processed and no other
     worker holds, skipping rows others are locking right now."""
     scope, holder, now = _params()
@@ -279,7 +279,7 @@ def _next_stmt(only_unlabeled: bool) -> Executable:
     return stmt.with_for_update(skip_locked=True, of=Image)
 
 
-def _grant_stmt(label: bool) -> Executable:
+def _grant_stmt(label: bool) -> ClauseElement:
     """Of the locked images `ids`, those nobody else holds (the overlap rules in the labelling
     scope) get a lease for `holder` (its own renewed); others' expired leases on them are
     dropped. Returns the ids leased."""
