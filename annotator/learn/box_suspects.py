@@ -53,7 +53,7 @@ class BoxSuspectsReport:
 
 
 @dataclass
-class _Image:
+class ImageBoxes:
     """One image as cleanlab takes it, with the records behind its rows (predictions in
     cleanlab's order: by class, then as stored)."""
 
@@ -80,7 +80,7 @@ def find_box_suspects(
         )
     class_ids = [c.id for c in ds.classes]
     position = {cid: k for k, cid in enumerate(class_ids)}
-    images = [_Image(i, found.labelled[i],
+    images = [ImageBoxes(i, found.labelled[i],
                      sorted(found.predicted[i], key=lambda b: position[b.class_id]))
               for i in found.labelled]  # fmt: skip
     flags = box_flags(images, class_ids)
@@ -97,7 +97,7 @@ def _xyxy(box: BoxRecord) -> list[float]:
 
 
 def cleanlab_inputs(
-    images: list[_Image], class_ids: list[int]
+    images: list[ImageBoxes], class_ids: list[int]
 ) -> tuple[list[dict[str, Any]], list[list[np.ndarray]]]:
     """labels (bboxes as x1, y1, x2, y2, class indices) and predictions (per class, rows of
     x1, y1, x2, y2, score) as cleanlab's object detection takes them."""
@@ -117,7 +117,7 @@ def cleanlab_inputs(
     return labels, predictions
 
 
-def box_flags(images: list[_Image], class_ids: list[int]) -> list[NewFlag]:
+def box_flags(images: list[ImageBoxes], class_ids: list[int]) -> list[NewFlag]:
     """The suspect boxes of the images cleanlab finds an issue in, scored by the image's label
     quality (0 worst .. 1)."""
     labels, predictions = cleanlab_inputs(images, class_ids)
@@ -177,7 +177,7 @@ def _issue(score: float, limit: float) -> bool:
     return score == score and score <= limit  # NaN: not a candidate
 
 
-def _image_flags(image: _Image, scores: _Scores, i: int, class_ids: list[int]) -> list[NewFlag]:
+def _image_flags(image: ImageBoxes, scores: _Scores, i: int, class_ids: list[int]) -> list[NewFlag]:
     aux, quality = scores.aux[i], float(scores.quality[i])
     flags = []
     for j, pred in enumerate(image.predicted):

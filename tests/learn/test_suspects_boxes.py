@@ -203,6 +203,32 @@ def test_a_detection_dataset_without_predictions_is_refused_in_one_line(
     assert "Traceback" not in result.output
 
 
+def test_the_boxes_named_are_on_exactly_the_images_cleanlab_finds_an_issue_in() -> None:
+    import random
+
+    from cleanlab.object_detection.filter import find_label_issues
+
+    from annotator.learn.box_suspects import ImageBoxes, box_flags, cleanlab_inputs
+    from annotator.store.box_suspects import BoxRecord
+
+    rng, images = random.Random(3), []
+    for i in range(60):
+        boxes, predicted = [], []
+        for j in range(rng.randint(1, 3)):
+            cls, x, y = rng.choice((1, 2)), rng.uniform(0, 150), rng.uniform(0, 110)
+            given = cls if rng.random() > 0.1 else 3 - cls  # some swapped
+            dx = rng.choice((0, 0, 0, 30))  # some moved
+            if rng.random() > 0.1:  # some dropped
+                boxes.append(BoxRecord(10 * i + j, given, x + dx, y, 40, 40, None))
+            predicted.append(BoxRecord(1000 + 10 * i + j, cls, x + 1, y, 40, 41, 0.99))
+        images.append(ImageBoxes(i, boxes or [BoxRecord(10 * i + 9, 1, 180, 130, 10, 10, None)],
+                                 sorted(predicted, key=lambda b: b.class_id)))  # fmt: skip
+    flags = box_flags(images, [1, 2])
+    mask = find_label_issues(*cleanlab_inputs(images, [1, 2]))
+    assert {f.image_id for f in flags} == {i for i in range(60) if mask[i]}
+    assert {f.kind for f in flags} == {"missing", "swapped", "misplaced"}
+
+
 @pytest.mark.xdist_group("fiftyone")
 def test_the_suspect_labels_view_lists_suspect_boxes_worst_first(
     store: Store, tmp_path: Path, run_cli: Any, fo: Any
