@@ -4,7 +4,10 @@
    claiming the next images of the labelling queue the way the app does (a keyset query that
    skips others' leases, then the claim: FOR UPDATE SKIP LOCKED, a fresh check, the insert) and
    of a model run the way `prelabel --worker` does. Prints p50/p95 per claim. Goal: p95 <= 20 ms
-   with 32 claimers at 100,000 images.
+   with 32 claimers at 100,000 images. Each claimer claims back to back, so with more claimers
+   than cores the figure is mostly the clients' own CPU queue: the client CPU per claim is
+   printed, and (when the server's log can be read here: local server, superuser) the server's
+   time per claim transaction, the sum of its statements' durations as the server logs them.
 2. Shared prelabelling: the wall time of one `annotator prelabel --worker` process against two,
    over the same images with a stub model that sleeps per batch (the model's time dominates, as
    with a real one on a GPU). Prints the speed-up of two over one. Goal: >= 1.8x.
@@ -13,7 +16,9 @@ Needs a PostgreSQL server: `--db` or $ANNOTATOR_TEST_PG_URL (`.ci/start-postgres
 each part creates and drops its own database.
 
     .venv/bin/python benchmarks/team.py [--images 100000] [--claimers 32] [--claims 40]
-        [--worker-images 480] [--batch-size 16] [--sleep 0.25]
+        [--worker-images 480] [--batch-size 16] [--sleep 0.25] [--part claims|workers]
+
+`--claimers 1,4,32` measures several counts on the same database.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -78,8 +84,18 @@ def fill_rows(url: str, n: int) -> int:
     return ds_id
 
 
-def claimer(args: tuple[str, int, str, int, str]) -> list[float]:
-    """One claimer process: `claims` claims of the given kind; seconds per claim."""
+def _server_cpu(pid: int) -> float:
+    """CPU seconds the server process `pid` has used (a local server; 0 when unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def claimer(args: tuple[str, int, str, int, str]) -> tuple[list[float], float, float]:
+    """One claimer process: `claims` claims of the given kind; seconds per claim, and the
+    client's and its server process's CPU seconds they took in all."""
     url, ds_id, who, claims, kind = args
     from sqlalchemy import update
 
@@ -91,9 +107,13 @@ def claimer(args: tuple[str, int, str, int, str]) -> list[float]:
     store = open_store(url, create=False)
     spec = q.QueueSpec("unlabeled", "path", holder=who)
     times: list[float] = []
+    cpu = server = 0.0
     with store.session() as s:
+        backend = int(s.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+        s.commit()
         for _ in range(claims):
-            start = time.perf_counter()
+            server -= _server_cpu(backend)
+            start, cpu_start = time.perf_counter(), time.process_time()
             if kind == "label":
                 found = None
                 while found is None or not leases.claim(s, ds_id, [found], who, ttl_s=600):
@@ -101,25 +121,98 @@ def claimer(args: tuple[str, int, str, int, str]) -> list[float]:
             else:
                 leases.claim_run_batch(s, ds_id, 1, who, 8, ttl_s=600)
             times.append(time.perf_counter() - start)
+            cpu += time.process_time() - cpu_start
+            server += _server_cpu(backend)
             if kind == "label":  # labelled: it leaves the unlabeled queue (not timed)
                 s.execute(update(Image).where(Image.id == found).values(status="labeled"))
                 s.commit()
     store.close()
-    return times
+    return times, cpu, server
 
 
-def claim_latency(base: str, images: int, claimers: int, claims: int) -> None:
+def _percentiles(values: list[float]) -> str:
+    flat = sorted(values)
+    p50, p95 = statistics.median(flat) * 1000, flat[int(len(flat) * 0.95)] * 1000
+    return f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"
+
+
+def claim_latency(base: str, images: int, counts: list[int], claims: int) -> None:
     with scratch_db(base) as url:
         ds_id = fill_rows(url, images)
-        for kind in ("label", "run"):
-            jobs = [(url, ds_id, f"c{i}", claims, kind) for i in range(claimers)]
-            with mp.get_context("spawn").Pool(claimers) as pool:
-                per = pool.map(claimer, jobs)
-            flat = sorted(t for ts in per for t in ts[2:])  # first claims warm the connection
-            p50 = statistics.median(flat) * 1000
-            p95 = flat[int(len(flat) * 0.95)] * 1000
-            print(f"claim latency ({kind}, {claimers} claimers, {images:,} images): "
-                  f"p50 {p50:.1f} ms, p95 {p95:.1f} ms over {len(flat)} claims")  # fmt: skip
+        log = ServerLog.open(url)
+        for claimers in counts:
+            for kind in ("label", "run"):
+                jobs = [(url, ds_id, f"c{claimers}-{i}", claims, kind) for i in range(claimers)]
+                start = log.offset() if log else 0
+                with mp.get_context("spawn").Pool(claimers) as pool:
+                    per = pool.map(claimer, jobs)
+                flat = [t for ts, _, _ in per for t in ts[2:]]  # the first claims warm up
+                cpu = sum(c for _, c, _ in per) / (claimers * claims) * 1000
+                server = sum(c for _, _, c in per) / (claimers * claims) * 1000
+                print(f"claim latency ({kind}, {claimers} claimers, {images:,} images, "
+                      f"{os.cpu_count()} cores): {_percentiles(flat)} over {len(flat)} claims; "
+                      f"CPU per claim: client {cpu:.2f} ms, server {server:.2f} ms")  # fmt: skip
+                if log:
+                    server = log.claim_seconds(start)
+                    print(f"  server time per claim transaction: {_percentiles(server)} "
+                          f"over {len(server)} claims")  # fmt: skip
+
+
+class ServerLog:
+    """The local server's log, with every statement's duration logged for the scratch database
+    (`ALTER DATABASE ... SET log_min_duration_statement = 0`, which needs a superuser)."""
+
+    LINE = re.compile(r"\[(\d+)\] \S*@(\S+) LOG:  duration: ([\d.]+) ms  [^:]*: (.*)")
+
+    def __init__(self, path: Path, database: str) -> None:
+        self.path, self.database = path, database
+
+    @classmethod
+    def open(cls, url: str) -> ServerLog | None:
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        found = sorted(Path("/var/log/postgresql").glob("postgresql-*-main.log"))
+        if not found or not os.access(found[-1], os.R_OK):
+            print("  (no server log readable here: server times left out)")
+            return None
+        name = make_url(url).database
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(text(f'ALTER DATABASE "{name}" SET log_min_duration_statement = 0'))
+        except Exception as exc:  # not a superuser: no server times
+            print(f"  (server times left out: {str(exc).splitlines()[0]})")
+            return None
+        finally:
+            engine.dispose()
+        return cls(found[-1], str(name))
+
+    def offset(self) -> int:
+        return self.path.stat().st_size
+
+    def claim_seconds(self, start: int) -> list[float]:
+        """Seconds the server spent on each claim transaction logged since `start` (BEGIN to
+        COMMIT, its statements' durations summed; the untimed status updates left out)."""
+        with self.path.open("rb") as f:
+            f.seek(start)
+            lines = f.read().decode(errors="replace").splitlines()
+        per_pid: dict[str, list[list[tuple[float, str]]]] = {}
+        for line in lines:
+            m = self.LINE.search(line)
+            if not m or m.group(2) != self.database:
+                continue
+            txs = per_pid.setdefault(m.group(1), [[]])
+            txs[-1].append((float(m.group(3)) / 1000, m.group(4)))
+            if m.group(4).strip().upper() == "COMMIT":
+                txs.append([])
+        out = []
+        for txs in per_pid.values():
+            claims = [tx for tx in txs if tx and tx[-1][1].strip().upper() == "COMMIT"
+                      and not any(sql.startswith(("UPDATE images", "SELECT pg_backend_pid"))
+                                  for _, sql in tx)]  # fmt: skip
+            out += [sum(d for d, _ in tx) for tx in claims[2:]]  # as the client: warm-up out
+        return out
 
 
 def write_images(folder: Path, n: int) -> None:
@@ -212,16 +305,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=os.environ.get("ANNOTATOR_TEST_PG_URL"))
     parser.add_argument("--images", type=int, default=100_000)
-    parser.add_argument("--claimers", type=int, default=32)
+    parser.add_argument("--claimers", default="32", help="a count, or several: 1,4,32")
     parser.add_argument("--claims", type=int, default=40)
     parser.add_argument("--worker-images", type=int, default=480)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--sleep", type=float, default=0.25)
+    parser.add_argument("--part", choices=("claims", "workers"), help="only this part")
     args = parser.parse_args()
     if not args.db:
         raise SystemExit("a PostgreSQL URL is needed: --db or $ANNOTATOR_TEST_PG_URL")
-    claim_latency(args.db, args.images, args.claimers, args.claims)
-    worker_speedup(args.db, args.worker_images, args.batch_size, args.sleep)
+    if args.part != "workers":
+        counts = [int(n) for n in args.claimers.split(",")]
+        claim_latency(args.db, args.images, counts, args.claims)
+    if args.part != "claims":
+        worker_speedup(args.db, args.worker_images, args.batch_size, args.sleep)
 
 
 if __name__ == "__main__":
