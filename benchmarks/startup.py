@@ -104,13 +104,13 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     base_wall, base_cpu = results[0][1], results[0][2]
-    sqla_wall = results[1][1]
+    sqla_wall, sqla_cpu = results[1][1], results[1][2]
     print(f"{args.images} images; best of {args.repeat} runs; target <= 0.25 s per command")
-    print(f"{'command':40s} {'wall s':>7s} {'cpu s':>7s} {'x pass':>7s} {'x sqlalchemy':>13s}")
+    print(f"{'command':40s} {'wall s':>7s} {'cpu s':>7s}   x pass (wall, cpu)   "
+          "x sqlalchemy (wall, cpu)")  # fmt: skip
     for name, wall, cpu in results:
-        print(f"{name:40s} {wall:7.3f} {cpu:7.3f} {wall / base_wall:7.1f} "
-              f"{wall / sqla_wall:13.2f}")  # fmt: skip
-    print(f"(interpreter alone: {base_wall:.3f} s wall, {base_cpu:.3f} s CPU)")
+        print(f"{name:40s} {wall:7.3f} {cpu:7.3f}   {wall / base_wall:6.1f} {cpu / base_cpu:6.1f}"
+              f"          {wall / sqla_wall:6.2f} {cpu / sqla_cpu:6.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
