@@ -5,6 +5,7 @@ sane image. Every failure becomes a `BadImage` with the path and the reason."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -120,6 +121,15 @@ def _name_warnings(path: Path, caught: list[warnings.WarningMessage]) -> None:
     emitted again, naming it."""
     for warning in caught:
         warnings.warn(ImageWarning(f"{path}: {warning.message}"), stacklevel=3)
+
+
+def preload_phash() -> None:
+    """Import what the perceptual hash needs (imagehash, numpy, SciPy: most of a second), e.g.
+    before forking workers that would each import it again."""
+    import PIL.Image  # noqa: F401
+
+    with contextlib.suppress(ImportError):
+        import imagehash  # noqa: F401
 
 
 def _phash(img: object) -> int | None:

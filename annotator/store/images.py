@@ -1,12 +1,12 @@
-"""Use case: registering image files in a dataset. Files are hashed and their headers read in a
-thread pool, inserted in batches (one transaction each, so a kill -9 leaves whole batches), and
-bad files are reported, never stored. Re-running after an interruption adds only what is missing.
-Also where an image's path is resolved against its dataset's root."""
+"""Use case: registering image files in a dataset. Files are hashed, their headers read and their
+perceptual hashes computed by worker processes (`probing`), inserted in batches (one
+transaction each, so a kill -9 leaves whole batches), and bad files are reported, never stored.
+Re-running after an interruption adds only what is missing. Also where an image's path is
+resolved against its dataset's root."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,8 +14,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from annotator.errors import InvalidInputError
-from annotator.store.imagefile import BadImage, ImageInfo, is_image_name, probe, walk_images
+from annotator.store.imagefile import BadImage, ImageInfo, is_image_name, walk_images
 from annotator.store.models import Dataset, Image, utcnow
+from annotator.store.probing import probe_batches
 from annotator.store.types import ProgressFn
 
 BATCH = 500
@@ -114,19 +115,17 @@ def add_images(
 
 
 def _probed_batches(files: list[Path], workers: int) -> Iterator[list[ImageInfo | BadImage]]:
-    def safe_probe(path: Path) -> ImageInfo | BadImage:
-        if not is_image_name(path) and path.is_symlink():
-            return BadImage(path, "not an image file name")
-        try:
-            return probe(path, phash=True)
-        except BadImage as bad:
-            return bad
-        except Exception as exc:  # an image library failing in a way of its own
-            return BadImage(path, f"cannot read image ({type(exc).__name__}: {exc})")
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for start in range(0, len(files), BATCH):
-            yield list(pool.map(safe_probe, files[start : start + BATCH]))
+    """Each batch of `files` probed with its perceptual hash, by `probing` (worker processes
+    for all but a few files: the hash decodes the image); a symlink without an image's name
+    is refused unread."""
+    named = [not is_image_name(f) and f.is_symlink() for f in files]
+    paths = ([str(f) for f in files[i : i + BATCH]] for i in range(0, len(files), BATCH))
+    results = probe_batches(paths, len(files), workers, phash=True)
+    for start, batch in zip(range(0, len(files), BATCH), results, strict=False):
+        yield [
+            BadImage(files[start + i], "not an image file name") if named[start + i] else result
+            for i, result in enumerate(batch)
+        ]
 
 
 def _row(ds: Dataset, info: ImageInfo) -> dict[str, object]:

@@ -3,7 +3,8 @@ their headers read while the current one is written.
 
 Reading a header with Pillow holds the GIL (and our header lock), so threads overlap only the
 file reads and the hashing; a large job (`PROCESS_MIN` images or more, on a machine with more
-than one CPU) is probed by worker processes instead, in parts of `PART` paths. A worker sends
+than one CPU; `PHASH_PROCESS_MIN` when the perceptual hash is asked for, which decodes the
+image) is probed by worker processes instead, in parts of `PART` paths. A worker sends
 back plain tuples (not exceptions) and the warnings Pillow gave, which are emitted again here,
 naming the file, exactly as a probe in this process emits them. Store-only."""
 
@@ -16,30 +17,40 @@ import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from annotator.store.imagefile import BadImage, ImageInfo, ImageWarning, probe
+from annotator.store.imagefile import BadImage, ImageInfo, ImageWarning, preload_phash, probe
 
 PROCESS_MIN = 4000
+PHASH_PROCESS_MIN = 64  # with the perceptual hash (a decode) worker processes pay off early
 PART = 200
 AHEAD = 2  # batches probed ahead of the one being written
 Result = ImageInfo | BadImage
 
 
 def probe_batches(
-    batches: Iterable[Sequence[str]], total: int, workers: int
+    batches: Iterable[Sequence[str]], total: int, workers: int, phash: bool = False
 ) -> Iterator[list[Result]]:
-    """The probe results of each batch of paths, in order, probing ahead."""
-    processes = total >= PROCESS_MIN and (os.cpu_count() or 1) > 1 and workers > 1
+    """The probe results of each batch of paths, in order, probing ahead; with `phash`, each
+    image's perceptual hash too (computed where it is probed: in the worker processes of a
+    large job, in parallel)."""
+    cpus = os.cpu_count() or 1
+    least = PHASH_PROCESS_MIN if phash else PROCESS_MIN
+    processes = total >= least and cpus > 1 and workers > 1
     pool: Executor = (
         ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent
+            min(workers, cpus),
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=die_with_parent,
         )
         if processes
         else ThreadPoolExecutor(max_workers=max(1, workers))
     )
-    submit = _submit_parts if processes else _submit_each
+    if processes and phash:
+        preload_phash()  # imported once here, not once in each forked worker
+    submit = partial(_submit_parts if processes else _submit_each, phash=phash)
     source = iter(batches)
     with pool:
         pending: deque[list[Future[Any]]] = deque()
@@ -66,35 +77,41 @@ def die_with_parent() -> None:
         os._exit(0)
 
 
-def _submit_each(pool: Executor, paths: Sequence[str]) -> list[Future[Any]]:
-    return [pool.submit(probe_one, path) for path in paths]
+def _submit_each(pool: Executor, paths: Sequence[str], phash: bool) -> list[Future[Any]]:
+    return [pool.submit(probe_one, path, phash) for path in paths]
 
 
-def _submit_parts(pool: Executor, paths: Sequence[str]) -> list[Future[Any]]:
-    return [pool.submit(_probe_part, list(paths[i : i + PART])) for i in range(0, len(paths), PART)]
+def _submit_parts(pool: Executor, paths: Sequence[str], phash: bool) -> list[Future[Any]]:
+    parts = (list(paths[i : i + PART]) for i in range(0, len(paths), PART))
+    extra = (True,) if phash else ()  # the worker's default otherwise
+    return [pool.submit(_probe_part, part, *extra) for part in parts]
 
 
-def probe_one(path: str) -> Result:
+def probe_one(path: str, phash: bool = False) -> Result:
+    """`probe`, with a bad file (or an image library failing in a way of its own) as the
+    `BadImage` that says why."""
     try:
-        return probe(Path(path))
+        return probe(Path(path), phash=phash)
     except BadImage as bad:
         return bad
+    except Exception as exc:
+        return BadImage(Path(path), f"cannot read image ({type(exc).__name__}: {exc})")
 
 
-def _probe_part(paths: list[str]) -> list[tuple[Any, ...]]:
+def _probe_part(paths: list[str], phash: bool = False) -> list[tuple[Any, ...]]:
     """In a worker: each path's result as a tuple, with the warnings it raised."""
     out: list[tuple[Any, ...]] = []
     for path in paths:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = probe_one(path)
+            result = probe_one(path, phash)
         said = [str(w.message) for w in caught]
         if isinstance(result, BadImage):
-            out.append(("bad", result.path, result.reason, said))
+            out.append(("bad", str(result.path), result.reason, said))
         else:
             info = result
             out.append(("ok", info.sha256, info.width, info.height, info.orientation,
-                        info.size_bytes, path, said))  # fmt: skip
+                        info.size_bytes, path, info.phash, said))  # fmt: skip
     return out
 
 
@@ -107,6 +124,6 @@ def _collect(futures: list[Future[Any]]) -> list[Result]:
             if row[0] == "bad":
                 results.append(BadImage(row[1], row[2]))
             else:
-                _, sha, width, height, orientation, size, path, _ = row
-                results.append(ImageInfo(Path(path), sha, width, height, orientation, size))
+                _, sha, width, height, orientation, size, path, phash, _ = row
+                results.append(ImageInfo(Path(path), sha, width, height, orientation, size, phash))
     return results
