@@ -23,6 +23,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,7 +164,7 @@ def _pending_by_image(store: Store, ds_id: int) -> dict[int, list[int]]:
 
 
 def _integrity(db_url: str) -> str:
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+    with closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as conn:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
 
 
