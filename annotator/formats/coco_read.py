@@ -292,11 +292,15 @@ class _Finder:
         return f"file_name {file_name!r} points outside the dataset folder {self.root}"
 
 
-LabelSink = Callable[[Incoming, Label, str], None]
+# class name, x, y, w, h (None: a whole-image label), iscrowd, polygon points
+LabelRow = tuple[str, Any, Any, Any, Any, bool, list[float] | None]
+LabelSink = Callable[[Incoming, LabelRow, str], None]
 
 
-def _attach(item: Incoming, label: Label, where: str) -> None:
-    item.sample.labels.append(label)
+def _attach(item: Incoming, row: LabelRow, where: str) -> None:
+    name, x, y, w, h, crowd, points = row
+    box = None if x is None else Box(x, y, w, h)
+    item.sample.labels.append(Label(name, box, iscrowd=crowd, points=points))
     item.label_where.append(where)
 
 
@@ -327,11 +331,11 @@ def _annotations(
             reason = f"image id {ann.image_id!r} is not among the file's usable images"
             parsed.problems.append(Problem(file, where, reason))
             continue
-        label, reason = _label(ann, names, seen, parsed)
-        if label is None:
+        row, reason = _label(ann, names, seen, parsed)
+        if row is None:
             item.refuse(parsed.problems, file, where, reason)
             continue
-        sink(item, label, where)
+        sink(item, row, where)
 
 
 def validate_batch(
@@ -364,8 +368,9 @@ def _flag_invalid(
 
 def _label(
     ann: CocoAnnotation, names: dict[Any, str], seen: set[Any], parsed: Parsed
-) -> tuple[Label | None, str]:
-    """The label an annotation makes, or None with the reason it is refused."""
+) -> tuple[LabelRow | None, str]:
+    """The label an annotation makes (as a `LabelRow`), or None with the reason it is
+    refused."""
     name = names.get(ann.category_id)
     if name is None:
         return None, f"unknown category id {ann.category_id!r}"
@@ -381,8 +386,9 @@ def _label(
         box, points = _shape(box, parts, ann.segmentation, parsed)
     elif box is None and ann.iscrowd:
         return None, "a crowd region without bbox"
-    return Label(name, None if box is None else Box(*box), iscrowd=bool(ann.iscrowd),
-                 points=points), ""  # fmt: skip
+    if box is None:
+        return (name, None, None, None, None, bool(ann.iscrowd), points), ""
+    return (name, *box, bool(ann.iscrowd), points), ""
 
 
 def _shape(

@@ -56,17 +56,15 @@ class StreamedParsed(Parsed):
             return "multilabel"
         return "classification" if self.labels else self.task_hint or "classification"
 
-    def keep(self, item: Incoming, label: Label, where: str) -> None:
-        """Set a label aside for `item` (the `coco` reader's label sink)."""
-        box = label.box
-        geometry = (None, None, None, None) if box is None else (box.x, box.y, box.w, box.h)
-        self.spill.add((item.key, label.class_name, *geometry, label.iscrowd, label.points, where))
+    def keep(self, item: Incoming, row: coco.LabelRow, where: str) -> None:
+        """Set a label aside for `item` (the `coco_read` reader's label sink)."""
+        self.spill.add((item.key, *row, where))
         self.labels = True
-        if box is not None:
+        if row[1] is not None:
             self.boxes = True
         elif not self.multi:
-            first = self.first_class.setdefault(item.key, label.class_name)
-            self.multi = first != label.class_name
+            first = self.first_class.setdefault(item.key, row[0])
+            self.multi = first != row[0]
 
     def attach(self, chunk: Sequence[Incoming]) -> None:
         """Give the images of `chunk` their labels (in file order), releasing the previous
@@ -112,8 +110,11 @@ def _read_file(lf: coco.LabelFile, root: Path, parsed: StreamedParsed) -> None:
     import ijson
 
     file = str(lf.path)
-    try:  # the first pass reads the whole file: a malformed one is refused before any use
-        categories = list(_records(lf.path, "categories.item"))
+    checked = False  # whether a pass has read the whole file (so it is well-formed)
+    try:
+        categories = _leading_categories(lf.path)
+        if categories is None:  # listed after the images: a pass over the whole file
+            categories, checked = list(_records(lf.path, "categories.item")), True
         has_images = next(iter(_records(lf.path, "images.item")), None) is not None
         has_anns = next(iter(_records(lf.path, "annotations.item")), None) is not None
     except (ijson.JSONError, ValueError, OSError) as exc:
@@ -122,14 +123,54 @@ def _read_file(lf: coco.LabelFile, root: Path, parsed: StreamedParsed) -> None:
     if not (has_images and has_anns):
         _read_whole(lf, root, parsed)
         return
-    names = coco._categories(categories, file, parsed)
-    labelled = bool(names) and not lf.path.name.startswith("image_info")
-    items = _images(lf, root, labelled, parsed)
+    before = (len(parsed.problems), len(parsed.notes), list(parsed.classes))
+    try:  # the images pass reads the whole file: a malformed one is refused before any use
+        names = coco._categories(categories, file, parsed)
+        labelled = bool(names) and not lf.path.name.startswith("image_info")
+        items = _images(lf, root, labelled, parsed)
+    except (ijson.JSONError, ValueError, OSError) as exc:
+        if checked:  # pragma: no cover - the file changed under us
+            raise
+        del parsed.problems[before[0] :], parsed.notes[before[1] :]
+        parsed.classes = before[2]
+        parsed.problems.append(Problem(file, "", _reason(exc)))
+        return
     seen: set[Any] = set()
     for offset, batch in _batches(_records(lf.path, "annotations.item")):
         coco._annotations(
             batch, items, names, file, parsed, seen=seen, offset=offset, sink=parsed.keep
         )
+
+
+def _leading_categories(path: Path) -> list[Any] | None:
+    """The `categories` list when the file names it before its images and annotations (read
+    from the start of the file only: the pass over a whole large file is saved); None when the
+    images or annotations come first, or `categories` is not a list."""
+    from ijson.common import ObjectBuilder
+
+    with open(path, "rb") as fh:
+        events = _backend().parse(fh, use_float=True)
+        for prefix, event, value in events:
+            if prefix or event != "map_key":
+                continue
+            if value in ("images", "annotations"):
+                return None
+            if value == "categories":
+                builder = ObjectBuilder()
+                for inner, kind, data in events:
+                    builder.event(kind, data)
+                    if inner == "categories" and kind in (
+                        "end_array",
+                        "end_map",
+                        "string",
+                        "number",
+                        "boolean",
+                        "null",
+                    ):
+                        break  # fmt: skip
+                found = builder.value
+                return found if isinstance(found, list) else None
+    return None
 
 
 def _images(
@@ -163,19 +204,24 @@ def _read_whole(lf: coco.LabelFile, root: Path, parsed: StreamedParsed) -> None:
         labels, wheres = item.sample.labels, item.label_where
         item.sample.labels, item.label_where = [], []
         for label, where in zip(labels, wheres, strict=True):
-            parsed.keep(item, label, where)
+            box = label.box
+            geometry = (None,) * 4 if box is None else (box.x, box.y, box.w, box.h)
+            parsed.keep(item, (label.class_name, *geometry, label.iscrowd, label.points), where)
         parsed.items.append(item)
 
 
-def _records(path: Path, prefix: str) -> Iterator[Any]:
+def _backend() -> Any:
     import ijson
 
     try:
-        backend = ijson.get_backend("yajl2_c")
+        return ijson.get_backend("yajl2_c")
     except ImportError:  # pragma: no cover - wheels ship the C backend
-        backend = ijson
+        return ijson
+
+
+def _records(path: Path, prefix: str) -> Iterator[Any]:
     with open(path, "rb") as fh:
-        yield from backend.items(fh, prefix, use_float=True)
+        yield from _backend().items(fh, prefix, use_float=True)
 
 
 def _batches(records: Iterator[Any]) -> Iterator[tuple[int, list[Any]]]:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 import annotator.formats.coco_stream as coco_stream
@@ -88,3 +89,39 @@ def test_the_spill_is_removed_after_the_import(
     report = _import(store, coco_source(), "ds")
     assert report.labels == 2 and len(folders) == 1
     assert not Path(folders[0]).exists()
+
+
+def _categories_first(path: Path) -> None:
+    """Rewrite a COCO file with its categories before its images (as our exports write it)."""
+    data = orjson.loads(path.read_bytes())
+    order = ["info", "categories", "images", "annotations"]
+    path.write_bytes(orjson.dumps({k: data[k] for k in order}, option=orjson.OPT_INDENT_2))
+
+
+def test_categories_before_the_images_give_the_same_import(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = _source(tmp_path / "src", 9, seed=5)
+    last = _import(store, source, "last")
+    assert coco_stream._leading_categories(source) is None  # after the images: a full pass
+    _categories_first(source)
+    assert (
+        coco_stream._leading_categories(source) == orjson.loads(source.read_bytes())["categories"]
+    )  # read from the start of the file only
+    first = _import(store, source, "first")
+    assert (first.images, first.labels) == (last.images, last.labels) == (9, 12)
+    assert store_labels(store, "first") == store_labels(store, "last")
+
+
+def test_a_malformed_file_after_its_categories_is_refused_whole(
+    store: Store, tmp_path: Path
+) -> None:
+    source = _source(tmp_path / "src", 6, seed=1)
+    _categories_first(source)
+    text = source.read_bytes()
+    source.write_bytes(text[:-40] + b"}}" + text[-40:])  # past the categories and images
+    assert coco_stream._leading_categories(source) is not None
+    report = _import(store, source, "ds")
+    [problem] = report.problems
+    assert problem.reason.startswith("malformed JSON: ") and report.images == 0
+    assert "nothing imported" in report.summary()
