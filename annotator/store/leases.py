@@ -84,6 +84,28 @@ def _postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+_LOCKS = "annotator.row_locks"
+
+
+def note_locked(session: Session, image_id: int) -> None:
+    """Note that the session's transaction holds a row lock on the image (a person's queue
+    move took it), so that a claim in the same transaction need not lock it again."""
+    here = (session.get_transaction(), session.get_nested_transaction())
+    found = session.info.get(_LOCKS)
+    if found is None or found[0][0] is not here[0] or found[0][1] is not here[1]:
+        found = (here, set[int]())
+        session.info[_LOCKS] = found
+    found[1].add(image_id)
+
+
+def _locked_before(session: Session) -> set[int]:
+    """The images whose rows this transaction (not a savepoint since) has locked already."""
+    found = session.info.get(_LOCKS)
+    if found is None or found[0][0] is not session.get_transaction():
+        return set()
+    return set(found[1]) if found[0][1] is session.get_nested_transaction() else set()
+
+
 def _lock(session: Session, stmt: Select[tuple[int]]) -> list[int]:
     """The ids `stmt` selects, row-locked on PostgreSQL (skipping rows others hold locked)."""
     if _postgres(session):
@@ -137,7 +159,9 @@ def claim(session: Session, dataset_id: int, image_ids: Sequence[int], holder: s
     if not image_ids:
         return []
     if _postgres(session):
-        locked = set(_run(session, ("lock",), _lock_stmt, ids=list(image_ids)))
+        locked = _locked_before(session)
+        if rest := [i for i in image_ids if i not in locked]:
+            locked = locked | set(_run(session, ("lock",), _lock_stmt, ids=rest))
         got = _pg_grant(session, dataset_id, [i for i in image_ids if i in locked], scope,
                         holder, ttl_s)  # fmt: skip
     else:

@@ -6,23 +6,39 @@ move is a keyset query on an index (the next key after the current one, LIMIT 1)
 image never scans the dataset. Two filters bring their own order, whatever order is chosen:
 suspect labels (images with an open suspect flag, worst label quality first) and duplicates
 (images in a near-duplicate group, a group's images one after another); they walk a short list
-of flagged or grouped images by a computed key. Also reads what the labelling screen shows of
-one image. Read-only; depends only on the store's models."""
+of flagged or grouped images by a computed key. The statement of a move is built once per kind
+of queue, its values bound at execution (a move costs the client little more than its round
+trip). Also reads what the labelling screen shows of one image. Read-only; depends only on the
+store's models."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, exists, func, select, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    exists,
+    func,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy.orm import Session, aliased, object_session
 
 from annotator.annotation import Box, Label, Sample, Split
 from annotator.errors import InvalidInputError, NotFoundError
 from annotator.store.datasets import get_dataset
 from annotator.store.images import resolve_path
-from annotator.store.leases import LABEL_SCOPE, held_by_others
+from annotator.store.leases import LABEL_SCOPE, held_by_others, note_locked
 from annotator.store.models import (
     VOTE,
     Annotation,
@@ -161,14 +177,35 @@ def _segments(order: str) -> tuple[_Segment, ...]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Values:
+    """What a queue's condition compares with: plain values, or bound parameters (a statement
+    built once and executed with the values)."""
+
+    dataset_id: Any
+    holder: Any
+    now: Any
+    class_id: Any
+
+
+_BOUND = _Values(bindparam("dataset_id", type_=Integer), bindparam("holder", type_=String),
+                 bindparam("now", type_=DateTime(timezone=True)),
+                 bindparam("class_id", type_=Integer))  # fmt: skip
+
+
 def _filter(dataset_id: int, spec: QueueSpec, walking: bool = False) -> ColumnElement[bool]:
     """The queue's rows. `walking`: for a keyset walk in time-added order, keep SQLite on the
     primary key (rowid range) rather than on an index by dataset that would sort every row."""
+    return _filter_of(spec, _Values(dataset_id, spec.holder, utcnow(), spec.class_id), walking)
+
+
+def _filter_of(spec: QueueSpec, v: _Values, walking: bool) -> ColumnElement[bool]:
+    dataset_id = v.dataset_id
     base = Image.dataset_id == dataset_id
     if walking and spec.order == "added" and spec.filter not in ("unlabeled", *OWN_ORDERS):
         base = (Image.dataset_id + 0) == dataset_id  # not indexable: walk the rowid instead
     if spec.holder is not None:
-        base = and_(base, ~held_by_others(LABEL_SCOPE, spec.holder, utcnow()))
+        base = and_(base, ~held_by_others(LABEL_SCOPE, v.holder, v.now))
     if spec.filter == "unlabeled":
         return and_(base, Image.status == "unlabeled")
     if spec.filter == "review":
@@ -181,14 +218,14 @@ def _filter(dataset_id: int, spec: QueueSpec, walking: bool = False) -> ColumnEl
     if spec.filter == "class":
         has = exists().where(
             Annotation.image_id == Image.id,
-            Annotation.class_id == spec.class_id,
+            Annotation.class_id == v.class_id,
             Annotation.review.not_in(("rejected", VOTE)),
         )
         return and_(base, has)
     return base
 
 
-def _listed(dataset_id: int, filt: str) -> ColumnElement[bool]:
+def _listed(dataset_id: Any, filt: str) -> ColumnElement[bool]:
     """Images with an open suspect flag, or in a duplicate group: looked up from the short
     list of flags or group members, never by a pass over the dataset's images."""
     if filt == "duplicates":
@@ -221,17 +258,38 @@ def _ordered(seg: _Segment, forward: bool) -> list[Any]:
     return [col.asc() if asc else col.desc() for col in seg.keys]
 
 
-def _first_in(
-    session: Session, cond: ColumnElement[bool], seg: _Segment, forward: bool,
-    lock: bool = False,
-) -> int | None:  # fmt: skip
-    """The first row of `seg` under `cond`. `lock` (a person's queue, on PostgreSQL): the row is
-    locked, passing over rows other people are claiming right now (FOR UPDATE SKIP LOCKED), so
-    two people moving at once are led to different images."""
-    stmt = select(Image.id).where(cond, seg.where).order_by(*_ordered(seg, forward)).limit(1)
-    if lock and session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True, of=Image)
-    return session.scalar(stmt)
+def _first_in(session: Session, spec: QueueSpec, dataset_id: int, seg: int, forward: bool,
+              after: tuple[Any, ...] | None = None) -> int | None:  # fmt: skip
+    """The first row of the queue's segment `seg` (past the keys `after`, when given). A
+    person's queue (a holder) on PostgreSQL locks the row, passing over rows other people are
+    claiming right now (FOR UPDATE SKIP LOCKED), so two people moving at once are led to
+    different images."""
+    lock = spec.holder is not None and session.get_bind().dialect.name == "postgresql"
+    key = replace(spec, holder="" if spec.holder is not None else None,
+                  class_id=0 if spec.class_id is not None else None)  # fmt: skip
+    stmt = _walk(key, seg, forward, None if after is None else len(after), lock)
+    params = {"dataset_id": dataset_id, "holder": spec.holder, "now": utcnow(),
+              "class_id": spec.class_id}  # fmt: skip
+    params.update((f"key{i}", value) for i, value in enumerate(after or ()))
+    found = session.scalar(stmt, params)
+    if lock and found is not None:
+        note_locked(session, found)
+    return found
+
+
+@lru_cache(maxsize=256)
+def _walk(spec: QueueSpec, seg: int, forward: bool, keys: int | None, lock: bool) -> Select[Any]:
+    """The statement of one move (built once per kind of queue; values bound at execution):
+    the first row of segment `seg`, past bound keys `key0`.. when `keys` is their number."""
+    segment = _segments_of(spec)[seg]
+    cond = and_(_filter_of(spec, _BOUND, walking=True), segment.where)
+    if keys is not None:
+        cols = segment.keys
+        bound = [bindparam(f"key{i}", type_=col.type) for i, col in enumerate(cols)]
+        left, right = (cols[0], bound[0]) if keys == 1 else (tuple_(*cols), tuple_(*bound))
+        cond = and_(cond, left > right if forward != segment.descending else left < right)
+    stmt = select(Image.id).where(cond).order_by(*_ordered(segment, forward)).limit(1)
+    return stmt.with_for_update(skip_locked=True, of=Image) if lock else stmt
 
 
 def _segment_of(segs: tuple[_Segment, ...], row: Image) -> int:
@@ -249,18 +307,16 @@ def _image(session: Session, image_id: int) -> Image:
 
 def first(session: Session, dataset_id: int, spec: QueueSpec) -> int | None:
     """The id of the queue's first image (None when the queue is empty)."""
-    cond = _filter(dataset_id, spec, walking=True)
-    for seg in _segments_of(spec):
-        found = _first_in(session, cond, seg, forward=True, lock=spec.holder is not None)
+    for seg in range(len(_segments_of(spec))):
+        found = _first_in(session, spec, dataset_id, seg, forward=True)
         if found is not None:
             return found
     return None
 
 
 def last(session: Session, dataset_id: int, spec: QueueSpec) -> int | None:
-    cond = _filter(dataset_id, spec, walking=True)
-    for seg in reversed(_segments_of(spec)):
-        found = _first_in(session, cond, seg, forward=False, lock=spec.holder is not None)
+    for seg in reversed(range(len(_segments_of(spec)))):
+        found = _first_in(session, spec, dataset_id, seg, forward=False)
         if found is not None:
             return found
     return None
@@ -270,19 +326,17 @@ def step(session: Session, spec: QueueSpec, image_id: int, forward: bool = True)
     """The id of the queue's image after (or before) `image_id`, which need not be in the
     queue itself (an image just labelled leaves the unlabeled queue). None at the end."""
     row = _image(session, image_id)
-    cond = _filter(row.dataset_id, spec, walking=True)
     segs = _segments_of(spec)
     here = _segment_of(segs, row)
-    lock = spec.holder is not None
-    if segs[here].computed and None in _key(segs[here], row):  # its flag or group is gone
+    keys = _key(segs[here], row)
+    if segs[here].computed and None in keys:  # its flag or group is gone
         return first(session, row.dataset_id, spec) if forward else None
-    found = _first_in(session, and_(cond, _cmp(segs[here], row, forward)), segs[here], forward,
-                      lock)  # fmt: skip
+    found = _first_in(session, spec, row.dataset_id, here, forward, keys)
     if found is not None:
         return found
-    others = segs[here + 1 :] if forward else tuple(reversed(segs[:here]))
+    others = range(here + 1, len(segs)) if forward else reversed(range(here))
     for seg in others:
-        found = _first_in(session, cond, seg, forward, lock)
+        found = _first_in(session, spec, row.dataset_id, seg, forward)
         if found is not None:
             return found
     return None
