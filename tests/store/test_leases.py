@@ -150,3 +150,20 @@ def test_racing_labellers_never_share_an_image(engine_store: Store) -> None:
     taken = [i for batch in got.values() for i in batch]
     assert len(taken) == len(set(taken))
     assert len(taken) >= 4
+
+
+@pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=needs_postgres)])
+def test_the_person_whose_move_found_an_image_gets_it(engine: str, pg_url: str) -> None:
+    st = open_store(pg_url)
+    ds = _fill(st, 3)
+    ids = _ids(st, ds)
+    with st.session() as alice, st.session() as bob:
+        found = q.first(alice, ds, q.QueueSpec("all", "added", holder="alice"))
+        assert found == ids[0]  # alice's move holds the row until her claim commits
+        assert q.first(bob, ds, q.QueueSpec("all", "added", holder="bob")) == ids[1]
+        assert leases.claim(bob, ds, [ids[0]], "bob") == []
+        assert leases.claim(alice, ds, [found], "alice") == [found]
+        assert leases.claim(bob, ds, [ids[0], ids[1]], "bob") == [ids[1]]
+        assert {(h.holder, h.images) for h in leases.holders(bob, ds)} == {("alice", 1),
+                                                                           ("bob", 1)}  # fmt: skip
+    st.close()
