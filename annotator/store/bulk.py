@@ -319,13 +319,7 @@ class _Writer:
         conn = self.session.connection()
         now = now_param(conn)
         image_ids = self._images(conn, rows, now, report)
-        ids = self.class_ids
-        anns = [
-            (image_id, ids[lb.class_name], *_geometry(lb.box), bool(lb.iscrowd),
-             _points_json(lb.points))
-            for image_id, (_, _, labels, _) in zip(image_ids, rows, strict=True)
-            for lb in labels
-        ]  # fmt: skip
+        anns = _label_rows(image_ids, rows, self.class_ids)
         consts = constants(self.ds.id, self.ds.task, self.author, now)
         insert_labels(conn, consts, anns, self.history_author)
         self.session.commit()
@@ -346,6 +340,8 @@ class _Writer:
             split = item.sample.split
             values.append((self.ds.id, path, info.sha256, *size, split, status, flag, 1, now, now))
         executemany(conn, Image.__table__, IMAGE_COLUMNS, values)  # type: ignore[arg-type]
+        if conn.dialect.name == "sqlite":
+            return _sqlite_new_ids(conn, self.ds.id, len(values))
         ids: dict[str, int] = {}
         shas = [info.sha256 for _, info, _, _ in rows]
         for start in range(0, len(shas), 500):
@@ -357,13 +353,37 @@ class _Writer:
         return [ids[sha] for sha in shas]
 
 
-def _points_json(points: list[float] | None) -> str | None:
-    """A polygon's points as the JSON text the driver takes for `annotations.points`."""
-    return None if points is None else orjson.dumps(points).decode()
+def _label_rows(image_ids: list[int], rows: list[Row], ids: dict[str, int]) -> list[Any]:
+    """The `bulk_sql.VARYING` tuple of every label of `rows` (a polygon's points as the JSON
+    text the driver takes for `annotations.points`)."""
+    out: list[Any] = []
+    add = out.append
+    for image_id, (_, _, labels, _) in zip(image_ids, rows, strict=True):
+        for lb in labels:
+            box, points = lb.box, lb.points
+            shape = None if points is None else orjson.dumps(points).decode()
+            if box is None:
+                add((image_id, ids[lb.class_name], "label", None, None, None, None,
+                     bool(lb.iscrowd), shape))  # fmt: skip
+            else:
+                add((image_id, ids[lb.class_name], "box", box.x, box.y, box.w, box.h,
+                     bool(lb.iscrowd), shape))  # fmt: skip
+    return out
 
 
-def _geometry(box: Box | None) -> tuple[Any, ...]:
-    return ("label", None, None, None, None) if box is None else ("box", box.x, box.y, box.w, box.h)
+def _sqlite_new_ids(conn: Connection, dataset_id: int, n: int) -> list[int]:
+    """The ids of the `n` images the last executemany inserted, in order: SQLite gives the
+    rows of a write transaction (one writer at a time) consecutive ids above every other
+    one; checked by counting them."""
+    last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar() or 0)
+    first = last - n + 1
+    count = conn.exec_driver_sql(
+        "SELECT count(*) FROM images WHERE id BETWEEN ? AND ? AND dataset_id = ?",
+        (first, last, dataset_id),
+    ).scalar()
+    if count != n:  # pragma: no cover - would mean ids are not consecutive
+        raise RuntimeError(f"bulk insert: {count} images in ids {first}..{last}, {n} sent")
+    return list(range(first, last + 1))
 
 
 IMAGE_COLUMNS = (
