@@ -8,6 +8,8 @@
    than cores the figure is mostly the clients' own CPU queue: the client CPU per claim is
    printed, and (when the server's log can be read here: local server, superuser) the server's
    time per claim transaction, the sum of its statements' durations as the server logs them.
+   `--think S`: each claimer waits a random 0..2S seconds between claims (people look at an
+   image between claims), so that the server, not the clients' CPU queue, sets the latency.
 2. Shared prelabelling: the wall time of one `annotator prelabel --worker` process against two,
    over the same images with a stub model that sleeps per batch (the model's time dominates, as
    with a real one on a GPU). Prints the speed-up of two over one. Goal: >= 1.8x.
@@ -17,6 +19,7 @@ each part creates and drops its own database.
 
     .venv/bin/python benchmarks/team.py [--images 100000] [--claimers 32] [--claims 40]
         [--worker-images 480] [--batch-size 16] [--sleep 0.25] [--part claims|workers]
+        [--think 0]
 
 `--claimers 1,4,32` measures several counts on the same database.
 """
@@ -38,6 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+WARM_UP = 2  # each claimer's first claims (connecting, compiling) are not counted
 sys.path.insert(0, str(REPO))
 
 
@@ -93,10 +97,12 @@ def _server_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def claimer(args: tuple[str, int, str, int, str]) -> tuple[list[float], float, float]:
+def claimer(args: tuple[str, int, str, int, str, float]) -> tuple[list[float], float, float]:
     """One claimer process: `claims` claims of the given kind; seconds per claim, and the
-    client's and its server process's CPU seconds they took in all."""
-    url, ds_id, who, claims, kind = args
+    client's and its server process's CPU seconds the claims after the warm-up took."""
+    url, ds_id, who, claims, kind, think = args
+    import random
+
     from sqlalchemy import update
 
     from annotator.store import leases
@@ -112,6 +118,7 @@ def claimer(args: tuple[str, int, str, int, str]) -> tuple[list[float], float, f
         backend = int(s.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
         s.commit()
         for _ in range(claims):
+            time.sleep(random.uniform(0, 2 * think))
             server -= _server_cpu(backend)
             start, cpu_start = time.perf_counter(), time.process_time()
             if kind == "label":
@@ -123,6 +130,8 @@ def claimer(args: tuple[str, int, str, int, str]) -> tuple[list[float], float, f
             times.append(time.perf_counter() - start)
             cpu += time.process_time() - cpu_start
             server += _server_cpu(backend)
+            if len(times) == WARM_UP:  # the first claims warm the connection up: left out
+                cpu = server = 0.0
             if kind == "label":  # labelled: it leaves the unlabeled queue (not timed)
                 s.execute(update(Image).where(Image.id == found).values(status="labeled"))
                 s.commit()
@@ -136,20 +145,22 @@ def _percentiles(values: list[float]) -> str:
     return f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"
 
 
-def claim_latency(base: str, images: int, counts: list[int], claims: int) -> None:
+def claim_latency(base: str, images: int, counts: list[int], claims: int, think: float) -> None:
     with scratch_db(base) as url:
         ds_id = fill_rows(url, images)
         log = ServerLog.open(url)
         for claimers in counts:
             for kind in ("label", "run"):
-                jobs = [(url, ds_id, f"c{claimers}-{i}", claims, kind) for i in range(claimers)]
+                jobs = [(url, ds_id, f"c{claimers}-{i}", claims, kind, think)
+                        for i in range(claimers)]  # fmt: skip
                 start = log.offset() if log else 0
                 with mp.get_context("spawn").Pool(claimers) as pool:
                     per = pool.map(claimer, jobs)
-                flat = [t for ts, _, _ in per for t in ts[2:]]  # the first claims warm up
-                cpu = sum(c for _, c, _ in per) / (claimers * claims) * 1000
-                server = sum(c for _, _, c in per) / (claimers * claims) * 1000
-                print(f"claim latency ({kind}, {claimers} claimers, {images:,} images, "
+                flat = [t for ts, _, _ in per for t in ts[WARM_UP:]]
+                cpu = sum(c for _, c, _ in per) / len(flat) * 1000
+                server = sum(c for _, _, c in per) / len(flat) * 1000
+                pace = f", think {think:g} s" if think else ""
+                print(f"claim latency ({kind}, {claimers} claimers{pace}, {images:,} images, "
                       f"{os.cpu_count()} cores): {_percentiles(flat)} over {len(flat)} claims; "
                       f"CPU per claim: client {cpu:.2f} ms, server {server:.2f} ms")  # fmt: skip
                 if log:
@@ -211,7 +222,7 @@ class ServerLog:
             claims = [tx for tx in txs if tx and tx[-1][1].strip().upper() == "COMMIT"
                       and not any(sql.startswith(("UPDATE images", "SELECT pg_backend_pid"))
                                   for _, sql in tx)]  # fmt: skip
-            out += [sum(d for d, _ in tx) for tx in claims[2:]]  # as the client: warm-up out
+            out += [sum(d for d, _ in tx) for tx in claims[WARM_UP:]]
         return out
 
 
@@ -311,12 +322,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--sleep", type=float, default=0.25)
     parser.add_argument("--part", choices=("claims", "workers"), help="only this part")
+    parser.add_argument("--think", type=float, default=0.0, help="mean seconds between claims")
     args = parser.parse_args()
     if not args.db:
         raise SystemExit("a PostgreSQL URL is needed: --db or $ANNOTATOR_TEST_PG_URL")
     if args.part != "workers":
         counts = [int(n) for n in args.claimers.split(",")]
-        claim_latency(args.db, args.images, counts, args.claims)
+        claim_latency(args.db, args.images, counts, args.claims, args.think)
     if args.part != "claims":
         worker_speedup(args.db, args.worker_images, args.batch_size, args.sleep)
 
