@@ -164,9 +164,9 @@ def claim_latency(base: str, images: int, counts: list[int], claims: int, think:
                       f"{os.cpu_count()} cores): {_percentiles(flat)} over {len(flat)} claims; "
                       f"CPU per claim: client {cpu:.2f} ms, server {server:.2f} ms")  # fmt: skip
                 if log:
-                    server = log.claim_seconds(start)
-                    print(f"  server time per claim transaction: {_percentiles(server)} "
-                          f"over {len(server)} claims")  # fmt: skip
+                    logged = log.claim_seconds(start)
+                    print(f"  server time per claim transaction: {_percentiles(logged)} "
+                          f"over {len(logged)} claims")  # fmt: skip
 
 
 class ServerLog:
