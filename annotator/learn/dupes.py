@@ -63,7 +63,7 @@ class DupesReport:
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     images: int = 0  # images searched (those with a pHash)
     pairs: int = 0  # pairs within the distance, confirmed
-    rejected_by_pixels: int = 0  # pairs within the distance whose thumbnails differ
+    rejected_by_pixels: int = 0  # pairs within the distance whose thumbnails or shapes differ
     rejected_by_embedding: int = 0  # of those, pairs the embeddings say differ
     embedding_model: str | None = None
     groups: int = 0
