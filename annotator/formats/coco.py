@@ -8,17 +8,27 @@ import hashlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
 from annotator import __version__
 from annotator.annotation import Label, Sample
-from annotator.formats.coco_read import read as read
 from annotator.formats.common import WriterBase
 from annotator.store.bulk_export import ExportRow
 
+if TYPE_CHECKING:
+    from annotator.formats.common import Parsed
+
 FLUSH = 20_000  # annotation records encoded at a time
+
+
+def read(source: Path, images: Path | None = None) -> Parsed:
+    """`coco_read.read` (imported when a COCO source is read: an export never needs it)."""
+    from annotator.formats.coco_read import read as read_coco
+
+    return read_coco(source, images)
+
 
 # ---------------------------------------------------------------- writing
 

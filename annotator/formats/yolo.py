@@ -21,7 +21,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from annotator.annotation import Box, Label, Sample, Split
@@ -123,6 +122,8 @@ def _from_yaml(path: Path, root: Path, parsed: Parsed) -> list[tuple[Split | Non
 
 
 def _load_yaml(path: Path, parsed: Parsed) -> YoloDataYaml | None:
+    import yaml
+
     file = str(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -437,6 +438,8 @@ class YoloWriter(WriterBase):
         self.sink.pool.shutdown()
         config: dict[str, Any] = {s: f"images/{s}" for s in splits}
         config["names"] = dict(enumerate(self.classes))
+        import yaml
+
         data = yaml.safe_dump(config, allow_unicode=True, sort_keys=False).encode()
         (self.dest / "data.yaml").write_bytes(data)
         self._warn(splits)

@@ -37,7 +37,6 @@ from annotator.store.datasets import current_user
 from annotator.store.imagefile import BadImage, ImageInfo
 from annotator.store.images import stored_path
 from annotator.store.models import Dataset, Image, utcnow
-from annotator.store.probing import probe_batches
 from annotator.store.types import ProgressFn
 
 BATCH = 2000
@@ -172,6 +171,8 @@ def _probed(
 ) -> Iterator[tuple[Sequence[Incoming], list[ImageInfo | BadImage]]]:
     """Batches of items with their probe results; the next batches are probed while the
     caller writes the current one."""
+    from annotator.store.probing import probe_batches  # processes: only an import needs them
+
     chunks = [items[i : i + batch] for i in range(0, len(items), batch)]
     paths = ([it.sample.path for it in chunk] for chunk in chunks)
     yield from zip(chunks, probe_batches(paths, len(items), workers), strict=True)

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from annotator.errors import InvalidInputError
 from annotator.store.imagefile import BadImage, ImageInfo, is_image_name, walk_images
 from annotator.store.models import Dataset, Image, utcnow
-from annotator.store.probing import probe_batches
 from annotator.store.types import ProgressFn
 
 BATCH = 500
@@ -118,6 +117,8 @@ def _probed_batches(files: list[Path], workers: int) -> Iterator[list[ImageInfo 
     """Each batch of `files` probed with its perceptual hash, by `probing` (worker processes
     for all but a few files: the hash decodes the image); a symlink without an image's name
     is refused unread."""
+    from annotator.store.probing import probe_batches  # worker processes: only `add` needs them
+
     named = [not is_image_name(f) and f.is_symlink() for f in files]
     paths = ([str(f) for f in files[i : i + BATCH]] for i in range(0, len(files), BATCH))
     results = probe_batches(paths, len(files), workers, phash=True)
