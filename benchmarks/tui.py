@@ -73,7 +73,8 @@ def baseline(db: Path, queue: str, order: str, moves: int) -> list[float]:
     return times
 
 
-async def _until(check: Any, timeout: float = 10.0) -> None:
+async def _until(check: Any, timeout: float = 60.0) -> None:
+    """Wait for `check()`; generous, as a busy shared machine stalls a process for seconds."""
     deadline = time.perf_counter() + timeout
     while not check():
         if time.perf_counter() > deadline:
