@@ -134,12 +134,13 @@ def runs(ctx: Context, name: str, as_json: bool) -> None:
         for row, run in zip(rows, list_runs(s, ds), strict=True):
             only = bool(run.params.get("only_unlabeled"))
             row["left"] = None if run.finished_at else remaining(s, ds.id, run.id, only)
+            row["state"] = _state(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     headers = ["run", "model", "weights", "started", "state", "images", "labels"]
     table = [[r["id"], r["model"], (r["weights_sha256"] or "-")[:8], r["started_at"][:16],
-              "done" if r["finished_at"] else f"{r['left']} left", r["images"],
+              r["state"], r["images"],
               r["predictions"]]
              for r in rows]  # fmt: skip
     if any(r["workers"] for r in rows):  # a shared run in progress: who works on it
@@ -147,6 +148,17 @@ def runs(ctx: Context, name: str, as_json: bool) -> None:
         for line, r in zip(table, rows, strict=True):
             line.append(", ".join(r["workers"]) or "-")
     print_table(f"model runs of {name}", headers, table)
+
+
+def _state(row: dict[str, Any]) -> str:
+    """done, N left, or (a trained run that stopped part-way: train never resumes one) stopped."""
+    from annotator.store.training import TRAINED_PREFIX
+
+    if row["finished_at"]:
+        return "done"
+    if row["model"].startswith(TRAINED_PREFIX):
+        return f"stopped, {row['left']} left (train again)"
+    return f"{row['left']} left"
 
 
 def _run_row(run: Any, workers: list[str]) -> dict[str, Any]:

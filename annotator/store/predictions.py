@@ -215,9 +215,15 @@ def list_runs(session: Session, ds: Dataset) -> list[ModelRun]:
 
 
 def get_run(session: Session, ds: Dataset, run_id: int | None = None) -> ModelRun:
-    """Run `run_id` of `ds`, or its newest run."""
+    """Run `run_id` of `ds`, or its newest finished run (the newest run when none finished: a run
+    that was stopped part-way, e.g. a killed `train`, is never picked while a finished one
+    exists)."""
     if run_id is None:
-        stmt = select(ModelRun).where(ModelRun.dataset_id == ds.id).order_by(ModelRun.id.desc())
+        stmt = (
+            select(ModelRun)
+            .where(ModelRun.dataset_id == ds.id)
+            .order_by(ModelRun.finished_at.is_(None), ModelRun.id.desc())
+        )
         run = session.scalars(stmt.limit(1)).first()
         if run is None:
             raise NotFoundError(f"dataset {ds.name!r} has no model runs: run annotator prelabel")

@@ -138,3 +138,25 @@ def test_the_commands_do_not_load_torch_for_help() -> None:
         capture_output=True, text=True,
     ).stdout  # fmt: skip
     assert "--model ARCH" in help_text and "--map CATEGORY=CLASS" in help_text
+
+
+def test_runs_says_a_trained_run_that_stopped_part_way_is_not_resumed(
+    run_cli: RunCli, store: Store, make_images: MakeImages
+) -> None:
+    """`train` never resumes a run it was killed in: runs says so instead of "N left" (which
+    reads as work still going on); an unfinished prelabel run keeps its count."""
+    from annotator.store.predictions import open_run
+
+    _init(run_cli, make_images(3)[0].parent)
+    with store.session() as s:
+        ds = s.scalars(select(Dataset)).one()
+        open_run(s, ds, "train:mobilenet_v2", None, {})
+        open_run(s, ds, "mobilenet_v2", None, {})
+        s.commit()
+    rows = json.loads(run_cli("runs", "pets", "--json").stdout)
+    states = {r["model"]: r["state"] for r in rows}
+    assert states == {
+        "train:mobilenet_v2": "stopped, 3 left (train again)",
+        "mobilenet_v2": "3 left",
+    }
+    assert run_cli("runs", "pets").exit_code == 0

@@ -114,3 +114,23 @@ def test_evaluate_needs_runs_and_judged_images(
         _evaluate(store, ds_id)
     with pytest.raises(NotFoundError, match=rf"dataset 'd' has no run 99 \(runs: {run_id}\)"):
         _evaluate(store, ds_id, 99)
+
+
+def test_the_default_run_is_the_newest_finished_one(
+    store: Store, make_dataset: MakeDataset, make_images: MakeImages
+) -> None:
+    """A run stopped part-way (a killed train or prelabel) is not what evaluate scores by
+    default while a finished run exists; named with --run it still is."""
+    from annotator.store.predictions import open_run
+
+    ds_id = make_dataset("classification", ["cat", "dog"], make_images(3)[0].parent)
+    finished = _prelabel(store, ds_id, TINY)
+    ids, cls = _setup(store, ds_id)
+    with store.session() as s:
+        labels.assign_class(s, ids[0], cls["dog"], "ann")
+        stopped = open_run(s, s.get_one(Dataset, ds_id), "train:mobilenet_v2", None, {}).id
+        s.commit()
+    assert stopped > finished
+    assert _evaluate(store, ds_id)["run"]["id"] == finished
+    with pytest.raises(InvalidInputError, match=f"run {stopped}: none of the 0 images"):
+        _evaluate(store, ds_id, stopped)
