@@ -90,16 +90,19 @@ class CocoWriter(WriterBase):
         )
         self._add_image(sample, name)
 
-    def add_rows(self, split: str, sample: Sample, name: str, rows: list[ExportRow]) -> None:
-        """`add` with the image's labels as the store's rows (no object per label)."""
+    def add_rows(
+        self, split: str, sample: Sample, name: str, rows: list[ExportRow], index: dict[int, int]
+    ) -> None:
+        """`add` with the image's labels as the store's rows (no object per label); `index`:
+        each class id's position in the class order."""
         if rows:
             self._anns.extend(
-                {"id": aid, "image_id": image_id, "category_id": k + 1, "iscrowd": 0}
+                {"id": aid, "image_id": image_id, "category_id": index[c] + 1, "iscrowd": 0}
                 if x is None
-                else {"id": aid, "image_id": image_id, "category_id": k + 1,
+                else {"id": aid, "image_id": image_id, "category_id": index[c] + 1,
                       "bbox": [x, y, w, h], "area": w * h, "iscrowd": int(crowd),
                       "segmentation": []}
-                for image_id, aid, k, x, y, w, h, crowd, _run, _score, _review in rows
+                for image_id, aid, c, x, y, w, h, crowd in rows
             )  # fmt: skip
         self._add_image(sample, name)
 

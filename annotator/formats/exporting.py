@@ -33,6 +33,7 @@ from annotator.formats.media import MediaPlacer
 from annotator.formats.registry import get_format
 from annotator.store.bulk import gc_paused
 from annotator.store.bulk_export import (
+    class_index,
     count_exportable,
     export_left_out,
     export_rows,
@@ -157,16 +158,18 @@ class _Job:
     progress: ProgressFn | None
     view: SnapshotView | None = None
     done: int = 0
+    index: dict[int, int] = field(default_factory=dict)  # class id: position (`add_rows`)
 
     def run(self, splits: list[str]) -> tuple[dict[str, SplitCounts], int]:
         self.total = self.view.total() if self.view else count_exportable(self.session, self.ds)
+        self.index = class_index(self.ds)
         if self.progress:
             self.progress(0, self.total)
         names = UniqueNames()
         counts: dict[str, SplitCounts] = {}
         skipped = 0
         for split in splits:
-            tally = Tally()
+            tally = Tally(self.index)
             skipped += self._write_split(split, names, tally)
             order = self.view.class_names() if self.view else class_names(self.ds)
             counts[split] = tally.counts(order)
@@ -208,7 +211,7 @@ class _Job:
         """`_write_split`'s loop for a writer that takes the store's label rows as they are."""
         skipped = 0
         rows = export_rows(self.session, self.ds, split, include_pending=self.include_pending)
-        image_path, place = self.writer.image_path, self.placer.place
+        image_path, place, index = self.writer.image_path, self.placer.place, self.index
         for sample, labels in rows:
             name = names.name(sample)
             target = image_path(split, sample, name)
@@ -216,7 +219,7 @@ class _Job:
                 skipped += 1
                 continue
             place(sample, target)
-            add_rows(split, sample, name, labels)
+            add_rows(split, sample, name, labels, index)
             counts.count_rows(labels)
             self.done += 1
             if self.progress and self.done % PROGRESS_EVERY == 0:

@@ -28,10 +28,11 @@ class SplitCounts(BaseModel):
 class Tally:
     """Counts one split's samples cheaply; `counts()` makes the manifest's record."""
 
-    def __init__(self) -> None:
+    def __init__(self, index: dict[int, int] | None = None) -> None:
         self.images = self.labels = self.negatives = 0
         self.classes: Counter[str] = Counter()
-        self.indices: Counter[int] = Counter()  # labels per class index (`count_rows`)
+        self.index = index or {}  # class id: position in the class order (`count_rows`)
+        self.ids: Counter[int] = Counter()  # labels per class id (`count_rows`)
 
     def count(self, sample: Sample) -> None:
         self.images += 1
@@ -40,17 +41,17 @@ class Tally:
         self.classes.update(label.class_name for label in sample.labels)
 
     def count_rows(self, rows: list[ExportRow]) -> None:
-        """`count` of an image given as the store's label rows (class indices into the
-        `order` that `counts` is given)."""
+        """`count` of an image given as the store's label rows (class ids, placed in the
+        `order` that `counts` is given by the `index` the tally was made with)."""
         self.images += 1
         self.labels += len(rows)
         self.negatives += not rows
-        self.indices.update([row[2] for row in rows])
+        self.ids.update([row[2] for row in rows])
 
     def counts(self, order: list[str]) -> SplitCounts:
-        for index, n in self.indices.items():
-            self.classes[order[index]] += n
-        self.indices.clear()
+        for class_id, n in self.ids.items():
+            self.classes[order[self.index[class_id]]] += n
+        self.ids.clear()
         classes = {name: self.classes[name] for name in order if self.classes[name]}
         return SplitCounts(images=self.images, labels=self.labels, negatives=self.negatives,
                            classes=classes)  # fmt: skip

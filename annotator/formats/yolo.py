@@ -401,19 +401,22 @@ class YoloWriter(WriterBase):
         self._write(split, name, "".join(lines).encode())
         self.small += min(width, height) < MIN_SIDE
 
-    def add_rows(self, split: str, sample: Sample, name: str, rows: list[ExportRow]) -> None:
-        """`add` with the image's labels as the store's rows (no object per label): the
-        file's lines formatted in one operation."""
+    def add_rows(
+        self, split: str, sample: Sample, name: str, rows: list[ExportRow], index: dict[int, int]
+    ) -> None:
+        """`add` with the image's labels as the store's rows (no object per label; `index`:
+        each class id's position in the class order): the file's lines formatted at once."""
         width, height = sample.width or 1, sample.height or 1
         values: list[float] = []
-        for _, _, k, x, y, w, h, crowd, _run, _score, _review in rows:
+        for _, _, class_id, x, y, w, h, crowd in rows:
             if x is None or crowd:
                 self.crowd += bool(crowd)
                 continue
             if x >= 0 and y >= 0 and x + w <= width and y + h <= height:
+                k = index[class_id]
                 values += (k, (x + w / 2) / width, (y + h / 2) / height, w / width, h / height)
             else:
-                values += (k, *yolo_row(Box(x, y, w, h), width, height))
+                values += (index[class_id], *yolo_row(Box(x, y, w, h), width, height))
         data = (LINE * (len(values) // 5) % tuple(values)).encode()
         self._write(split, name, data)
         self.small += min(width, height) < MIN_SIDE

@@ -9,6 +9,8 @@ writers), `export_samples` the same with `Label` objects. Store-only."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -22,9 +24,11 @@ from annotator.store.models import Annotation, Dataset, Image, ModelRun
 EXPORTED_STATUSES = ("labeled", "reviewed")  # images kept as negatives when they hold no label
 CHUNK = 2000
 
-# image id, annotation id, class index (in the dataset's class order), x, y, w, h (None: a
-# whole-image label), iscrowd, run id, score, review
-ExportRow = tuple[int, int, int, Any, Any, Any, Any, Any, Any, Any, str]
+# image id, annotation id, class id (`class_index` gives its position), x, y, w, h (None: a
+# whole-image label), iscrowd (as the driver gives it: 0/1 or a bool)
+ExportRow = tuple[int, int, int, Any, Any, Any, Any, Any]
+# an `ExportRow` followed by the label's run id, score and review
+FullRow = tuple[int, int, int, Any, Any, Any, Any, Any, Any, Any, str]
 
 
 def export_rows(
@@ -34,23 +38,23 @@ def export_rows(
     *,
     include_pending: bool = False,
     chunk: int = CHUNK,
-) -> Iterator[tuple[Sample, list[ExportRow]]]:
+    full: bool = False,
+) -> Iterator[tuple[Sample, list[Any]]]:
     """The images of `split` (None: those without a split) that go into an export, in id
     order, each with its label rows in id order. An image with no label goes out as a negative
     only when its status says a person looked at it (labeled or reviewed); a flagged image (an
     import refused labels of it) stays out until a person labels it. `Sample.path` is the
-    absolute file; `Sample.labels` is left empty."""
-    order = {c.id: i for i, c in enumerate(sorted(ds.classes, key=lambda c: c.position))}
+    absolute file; `Sample.labels` is left empty. `full`: `FullRow`s (for `Label`s)."""
     reviews = reviews_for(include_pending)
     root = ds.root.rstrip("/") if ds.root else None  # resolve_path, by string operations
-    none: list[ExportRow] = []
+    none: list[Any] = []
     for images in _image_chunks(session, ds, split, chunk):
-        labels = _label_rows(session, [row[0] for row in images], reviews, order)
+        labels = _label_rows(session, [row[0] for row in images], reviews, full)
         for image_id, path, width, height, split_, sha, orientation, status in images:
             found = labels.get(image_id, none)
             if found or status in EXPORTED_STATUSES:
-                full = path if root is None or path.startswith("/") else f"{root}/{path}"
-                yield Sample(full, width, height, [], split_, image_id, sha, orientation), found
+                file = path if root is None or path.startswith("/") else f"{root}/{path}"
+                yield Sample(file, width, height, [], split_, image_id, sha, orientation), found
 
 
 def export_samples(
@@ -62,21 +66,26 @@ def export_samples(
     chunk: int = CHUNK,
 ) -> Iterator[Sample]:
     """`export_rows` with each image's labels as `Label`s (a model's labels name the model)."""
-    names = [c.name for c in sorted(ds.classes, key=lambda c: c.position)]
+    names = {c.id: c.name for c in ds.classes}
     models = dict(
         session.execute(select(ModelRun.id, ModelRun.model).where(ModelRun.dataset_id == ds.id))
         .tuples()
         .all()
     )
     for sample, rows in export_rows(
-        session, ds, split, include_pending=include_pending, chunk=chunk
+        session, ds, split, include_pending=include_pending, chunk=chunk, full=True
     ):
         sample.labels = [
-            Label(names[k], None if x is None else Box(x, y, w, h), score,
+            Label(names[cid], None if x is None else Box(x, y, w, h), score,
                   "human" if run is None else models.get(run, "model"), review, bool(crowd), aid)
-            for _, aid, k, x, y, w, h, crowd, run, score, review in rows
+            for _, aid, cid, x, y, w, h, crowd, run, score, review in rows
         ]  # fmt: skip
         yield sample
+
+
+def class_index(ds: Dataset) -> dict[int, int]:
+    """Each class id of `ds` and its position in the class order (COCO ids 1..N, YOLO 0..N-1)."""
+    return {c.id: i for i, c in enumerate(sorted(ds.classes, key=lambda c: c.position))}
 
 
 def reviews_for(include_pending: bool) -> tuple[str, ...]:
@@ -133,25 +142,21 @@ def _image_chunks(
 
 
 def _label_rows(
-    session: Session, image_ids: list[int], reviews: tuple[str, ...], order: dict[int, int]
-) -> dict[int, list[ExportRow]]:
-    """The label rows of `image_ids` by image, each image's in id order."""
+    session: Session,
+    image_ids: list[int],
+    reviews: tuple[str, ...],
+    full: bool,
+) -> dict[int, list[Any]]:
+    """The label rows of `image_ids` by image, each image's in id order (`ExportRow`s, or
+    `FullRow`s when `full`)."""
     t = Annotation.__table__.c
+    columns = [t.image_id, t.id, t.class_id, t.x, t.y, t.w, t.h, t.iscrowd]
+    if full:
+        columns += [t.run_id, t.score, t.review]
     stmt = (
-        select(t.image_id, t.id, t.class_id, t.x, t.y, t.w, t.h, t.iscrowd, t.run_id, t.score,
-               t.review)
+        select(*columns)
         .where(t.image_id.in_(image_ids), t.review.in_(reviews))
         .order_by(t.image_id, t.id)
-    )  # fmt: skip
-    rows: list[ExportRow] = [
-        (i, a, order[c], x, y, w, h, crowd, run, score, review)
-        for i, a, c, x, y, w, h, crowd, run, score, review in fetch_all(session.connection(), stmt)
-    ]
-    out: dict[int, list[ExportRow]] = {}
-    last, found = -1, rows
-    for row in rows:
-        if row[0] != last:
-            last, found = row[0], []
-            out[last] = found
-        found.append(row)
-    return out
+    )
+    rows = fetch_all(session.connection(), stmt)
+    return {image_id: list(group) for image_id, group in groupby(rows, itemgetter(0))}

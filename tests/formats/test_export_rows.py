@@ -13,7 +13,7 @@ import pytest
 from annotator.formats.coco import CocoWriter
 from annotator.formats.common import UniqueNames, class_names
 from annotator.formats.yolo import YoloWriter
-from annotator.store.bulk_export import export_rows, export_samples
+from annotator.store.bulk_export import class_index, export_rows, export_samples
 from annotator.store.datasets import get_class, get_dataset
 from annotator.store.db import Store
 from annotator.store.models import Annotation
@@ -37,8 +37,9 @@ def _write(store: Store, make: Any, dest: Path, fast: bool) -> None:
         for split in ("train", "val"):
             writer.begin(split)
             if fast:
+                index = class_index(ds)
                 for sample, rows in export_rows(s, ds, split, chunk=2):
-                    writer.add_rows(split, sample, names.name(sample), rows)
+                    writer.add_rows(split, sample, names.name(sample), rows, index)
             else:
                 for sample in export_samples(s, ds, split, chunk=2):
                     writer.add(split, sample, names.name(sample))
