@@ -100,14 +100,25 @@ class TrainingSet:
 
 
 def make_classifier(multilabel: bool) -> Any:
-    """Standardised features into a logistic regression (one per class when multilabel)."""
+    """Power-normalised features (signed square root, then unit length), standardised, into a
+    logistic regression (one per class when multilabel). The square root and unit length
+    damp the few large pooled activations; on the digits benchmark they lifted the accuracy
+    at every number of labels per class (see benchmarks/learn.py)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
 
     lr = LogisticRegression(C=REGULARISATION, max_iter=2000)
-    return make_pipeline(StandardScaler(), OneVsRestClassifier(lr) if multilabel else lr)
+    return make_pipeline(FunctionTransformer(signed_sqrt), Normalizer(), StandardScaler(),
+                         OneVsRestClassifier(lr) if multilabel else lr)  # fmt: skip
+
+
+def signed_sqrt(x: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    out: np.ndarray = np.sign(x) * np.sqrt(np.abs(x))
+    return out
 
 
 def out_of_fold(x: np.ndarray, y: np.ndarray, multilabel: bool, folds: int) -> np.ndarray:
