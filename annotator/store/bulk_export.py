@@ -129,7 +129,10 @@ def _image_chunks(
     while True:
         stmt = (
             select(*cols)
-            .where(Image.dataset_id == ds.id, where, Image.id > last)
+            # `dataset_id + 0`: no index on it, so the planner walks the primary key from
+            # `last` and stops at `chunk` rows (with the index, every chunk sorted the whole
+            # dataset: quadratic in its size)
+            .where(Image.dataset_id + 0 == ds.id, where, Image.id > last)
             .where(Image.id.not_in(marked_duplicates(ds.id)))
             .order_by(Image.id)
             .limit(chunk)
