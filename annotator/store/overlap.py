@@ -112,10 +112,12 @@ def no_seat(scope: str, holder: str, now: datetime) -> ColumnElement[bool]:
     """True for an overlap image that `holder` may not be served (correlated to `Image`): they
     are done with it already, or as many other people as it asks for hold a lease on it in
     `scope` or are done with it."""
+    # Nested two levels down, these subqueries correlate to the outer query's `images` only when
+    # told to: left alone, SQLAlchemy adds `images` to their FROM and counts over every image.
     others_done = (
         select(func.count()).select_from(OverlapDone)
         .where(OverlapDone.image_id == Image.id, OverlapDone.annotator != holder)
-        .scalar_subquery()
+        .correlate(Image).scalar_subquery()
     )  # fmt: skip
     holder_done = exists().where(OverlapDone.image_id == Lease.image_id,
                                  OverlapDone.annotator == Lease.holder)  # fmt: skip
@@ -123,9 +125,13 @@ def no_seat(scope: str, holder: str, now: datetime) -> ColumnElement[bool]:
         select(func.count(func.distinct(Lease.holder)))
         .where(Lease.image_id == Image.id, Lease.scope == scope, Lease.holder != holder,
                Lease.expires_at > now, ~holder_done)
-        .scalar_subquery()
+        .correlate(Image).scalar_subquery()
     )  # fmt: skip
-    mine = exists().where(OverlapDone.image_id == Image.id, OverlapDone.annotator == holder)
+    mine = (
+        exists()
+        .where(OverlapDone.image_id == Image.id, OverlapDone.annotator == holder)
+        .correlate(Image)
+    )
     full = OverlapImage.annotators <= others_done + others_holding
     return exists().where(OverlapImage.image_id == Image.id, or_(mine, full))
 

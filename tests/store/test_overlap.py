@@ -111,6 +111,22 @@ def test_an_overlap_image_is_served_to_k_people_and_never_twice(st: Store) -> No
         assert leases.claim(s, ds, [a], "carol") == [a]
 
 
+def test_finishing_one_overlap_image_does_not_close_the_others(st: Store) -> None:
+    """Each overlap image counts its own votes and holders: a person done with one is still
+    served every other (the check is per image, not over all overlap images)."""
+    ds = _fill(st, 3)
+    marked = _mark(st, 1.0, k=2, seed=1)
+    cat = _cls(st, "cat")
+    with st.session() as s:
+        assert leases.claim(s, ds, marked[:1], "alice") == marked[:1]
+        labels.assign_class(s, marked[0], cat, "alice")
+        leases.release(s, ds, "alice")
+        assert leases.claim(s, ds, marked[1:], "alice") == marked[1:]
+        leases.release(s, ds, "alice")
+        assert q.first(s, ds, q.QueueSpec(holder="alice")) == marked[1]
+        assert leases.claim(s, ds, marked, "bob") == marked  # alice's vote leaves one seat
+
+
 def test_consensus_writes_the_majority_flags_ties_and_undoes(st: Store) -> None:
     ds = _fill(st, 2)
     one, two = _mark(st, 1.0, k=3)
