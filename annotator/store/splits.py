@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from annotator.errors import InvalidInputError
@@ -24,6 +24,7 @@ from annotator.store.models import SPLIT_NAMES, Annotation, Dataset, HistoryEven
 from annotator.store.types import ProgressFn
 
 RATIO_TOLERANCE = 1e-3
+STREAM_ROWS = 50_000  # label rows fetched at a time, history rows written at a time
 
 
 @dataclass
@@ -63,56 +64,63 @@ def assign_splits(
     reassign: bool = False,
     progress: ProgressFn | None = None,
 ) -> SplitReport:
-    """Assign a split to every image of `ds` that has none (every image with `reassign`)."""
-    rows = session.execute(
-        select(Image.id, Image.split, Image.sha256).where(Image.dataset_id == ds.id)
-    ).all()
-    todo = [(i, old, sha) for i, old, sha in rows if reassign or old is None]
-    report = SplitReport(kept=len(rows) - len(todo))
+    """Assign a split to every image of `ds` that has none (every image with `reassign`).
+    Memory holds a few values per image (its id, split and stratum), never its labels."""
+    stmt = (
+        select(Image.id, Image.split)
+        .where(Image.dataset_id == ds.id)
+        .order_by(Image.sha256, Image.id)  # the stable order each stratum is shuffled from
+        .execution_options(yield_per=STREAM_ROWS)
+    )
+    current: dict[int, str | None] = {i: old for i, old in session.execute(stmt)}
+    todo = [i for i, old in current.items() if reassign or old is None]
+    report = SplitReport(kept=len(current) - len(todo))
     chosen = stratified(_strata(session, ds, todo), ratios, seed)
-    chosen = keep_groups_together(session, ds.id, {i: old for i, old, _ in rows}, chosen)
-    changes = [(image_id, old, chosen[image_id]) for image_id, old, _ in todo]
-    changes = [c for c in changes if c[1] != c[2]]
+    chosen = keep_groups_together(session, ds.id, current, chosen)
+    changes = [(i, current[i], chosen[i]) for i in todo if current[i] != chosen[i]]
     _write(session, ds, changes, progress)
     report.assigned = dict(Counter(new for _, _, new in changes))
-    totals = Counter(chosen.get(i, old) for i, old, _ in rows)
+    totals = Counter(chosen.get(i, old) for i, old in current.items())
     report.totals = {str(k) if k else "none": v for k, v in sorted(totals.items(), key=str)}
     return report
 
 
-def _strata(
-    session: Session, ds: Dataset, todo: list[tuple[int, str | None, str]]
-) -> dict[str, list[tuple[str, int]]]:
-    """Images to assign, grouped by stratum, each as (sha256, id) for a stable order."""
-    classes: dict[int, set[int]] = defaultdict(set)
-    stmt = select(Annotation.image_id, Annotation.class_id).where(
-        Annotation.dataset_id == ds.id, Annotation.review == "accepted"
-    )
-    for image_id, class_id in session.execute(stmt):
-        classes[image_id].add(class_id)
-    frequency = Counter(c for found in classes.values() for c in found)
-    groups: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for image_id, _, sha in todo:
-        found = classes.get(image_id)
-        key = min(found, key=lambda c: (frequency[c], c)) if found else None
-        groups[str(key)].append((sha, image_id))
+def _strata(session: Session, ds: Dataset, todo: list[int]) -> dict[str, list[int]]:
+    """Image ids to assign (`todo`, in SHA-256 order: a stable order), grouped by stratum. The
+    labels are counted in SQL (images per class) and then streamed, keeping only each image's
+    rarest class so far."""
+    accepted = (Annotation.dataset_id == ds.id, Annotation.review == "accepted")
+    counts = session.execute(
+        select(Annotation.class_id, func.count(distinct(Annotation.image_id)))
+        .where(*accepted)
+        .group_by(Annotation.class_id)
+    ).tuples()
+    rank = {class_id: (n, class_id) for class_id, n in counts}
+    rarest: dict[int, int] = {}
+    stmt = select(Annotation.image_id, Annotation.class_id).where(*accepted)
+    for image_id, class_id in session.execute(stmt.execution_options(yield_per=STREAM_ROWS)):
+        have = rarest.get(image_id)
+        if have is None or rank[class_id] < rank[have]:
+            rarest[image_id] = class_id
+    groups: dict[str, list[int]] = defaultdict(list)
+    for image_id in todo:
+        groups[str(rarest.get(image_id))].append(image_id)
     return groups
 
 
-def stratified(
-    groups: dict[str, list[tuple[str, int]]], ratios: dict[str, float], seed: int
-) -> dict[int, str]:
-    """Shuffle each stratum (seeded), line the strata up, and deal the images out by largest
-    deficit: the whole follows the ratios exactly (to a whole image) and each stratum, being a
-    contiguous run, follows them to within one image per split."""
+def stratified(groups: dict[str, list[int]], ratios: dict[str, float], seed: int) -> dict[int, str]:
+    """Shuffle each stratum (seeded, from the stable order it is given in), line the strata
+    up, and deal the images out by largest deficit: the whole follows the ratios exactly (to a
+    whole image) and each stratum, being a contiguous run, follows them to within one image per
+    split."""
     names = [n for n in SPLIT_NAMES if ratios.get(n, 0) > 0]
     counts: Counter[str] = Counter()
     out: dict[int, str] = {}
     dealt = 0
     for key in sorted(groups):
-        members = sorted(groups[key])
+        members = list(groups[key])
         random.Random(f"{seed}:{key}").shuffle(members)
-        for _, image_id in members:
+        for image_id in members:
             dealt += 1
             best = max(names, key=lambda s: ratios[s] * dealt - counts[s])
             counts[best] += 1
@@ -126,7 +134,8 @@ def _write(
     changes: list[tuple[int, str | None, str]],
     progress: ProgressFn | None,
 ) -> None:
-    """One UPDATE per split and chunk, plus a history 'split' event per image; one commit."""
+    """One UPDATE per split and chunk, plus a history 'split' event per image (written
+    `STREAM_ROWS` at a time); one commit."""
     by_split: dict[str, list[int]] = defaultdict(list)
     for image_id, _, new in changes:
         by_split[new].append(image_id)
@@ -136,11 +145,14 @@ def _write(
             session.execute(update(Image).where(Image.id.in_(chunk)).values(split=split))
     conn = session.connection()
     now, group, author = now_param(conn), uuid.uuid4().hex, bulk_author("split")
-    rows = [
-        (ds.id, image_id, None, "split", _state(old), _state(new), author, now, group, "do")
-        for image_id, old, new in changes
-    ]
-    executemany(conn, HistoryEvent.__table__, SPLIT_COLUMNS, rows)  # type: ignore[arg-type]
+    states = {name: _state(name) for name in (None, *SPLIT_NAMES)}
+    tail = (author, now, group, "do")
+    for start in range(0, len(changes), STREAM_ROWS):
+        rows = [
+            (ds.id, image_id, None, "split", states.get(old) or _state(old), states[new], *tail)
+            for image_id, old, new in changes[start : start + STREAM_ROWS]
+        ]
+        executemany(conn, HistoryEvent.__table__, SPLIT_COLUMNS, rows)  # type: ignore[arg-type]
     session.commit()
     if progress:
         progress(len(changes), len(changes))

@@ -104,8 +104,7 @@ def test_only_new_images_are_assigned_and_history_records_it(store: Store, tmp_p
 
 
 def test_detection_strata_use_the_rarest_class() -> None:
-    groups = {"rare": [(f"r{i}", i) for i in range(10)],
-              "None": [(f"n{i}", 100 + i) for i in range(5)]}  # fmt: skip
+    groups = {"rare": list(range(10)), "None": [100 + i for i in range(5)]}
     out = stratified(groups, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0)
     rare = Counter(out[i] for i in range(10))
     assert rare == {"train": 6, "val": 2, "test": 2}
@@ -133,3 +132,61 @@ def test_detection_images_are_stratified_by_their_rarest_class(
                           reassign=True)  # fmt: skip
         rare = Counter(split for i, split in _splits(store).items() if i in rare_ids)
         assert rare == {"train": 8, "val": 2}
+
+
+def test_assignment_is_the_seeded_rule_over_accepted_labels(store: Store, tmp_path: Path) -> None:
+    """The splits follow the documented rule exactly: each image's stratum is its rarest class
+    among accepted labels (images per class; ties by class id), each stratum is shuffled with
+    `seed:stratum` from SHA-256 order, and the strata are dealt by largest deficit. Pending
+    labels play no part."""
+    import random
+
+    from annotator.annotation import Box
+    from annotator.store.models import SPLIT_NAMES, Annotation
+
+    items = []
+    for n in range(60):
+        path = write_jpeg(tmp_path / "img" / f"{n}.jpg", (20 + n, 24), (n * 4, 90, 30))
+        labels = [Label("a", Box(1, 1, 4, 4))] * (n % 2 == 0) + [Label("b", Box(2, 2, 4, 4))] * (
+            n % 3 == 0
+        ) + [Label("c", Box(3, 3, 4, 4))] * (n % 7 == 0)  # fmt: skip
+        items.append(Incoming(Sample(str(path), labels=labels), "test"))
+    ratios = {"train": 0.7, "val": 0.2, "test": 0.1}
+    with store.session() as s:
+        ds = create_dataset(s, "det", "detection", ["a", "b", "c"], tmp_path)
+        import_samples(s, ds, items)
+        some = s.scalars(select(Annotation).order_by(Annotation.id).limit(9)).all()
+        for ann in some:  # pending labels are not the image's classes
+            ann.review = "pending"
+        s.commit()
+        rows = s.execute(select(Image.id, Image.sha256)).tuples().all()
+        labels = (
+            s.execute(
+                select(Annotation.image_id, Annotation.class_id).where(
+                    Annotation.review == "accepted"
+                )
+            )
+            .tuples()
+            .all()
+        )
+        assign_splits(s, get_dataset(s, "det"), ratios, seed=3)
+    classes: dict[int, set[int]] = {}
+    for image_id, class_id in labels:
+        classes.setdefault(image_id, set()).add(class_id)
+    frequency = Counter(c for found in classes.values() for c in found)
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for image_id, sha in rows:
+        found = classes.get(image_id)
+        key = min(found, key=lambda c: (frequency[c], c)) if found else None
+        groups.setdefault(str(key), []).append((sha, image_id))
+    expected: dict[int, str] = {}
+    counts: Counter[str] = Counter()
+    for key in sorted(groups):
+        members = sorted(groups[key])
+        random.Random(f"3:{key}").shuffle(members)
+        for _, image_id in members:
+            best = max(SPLIT_NAMES, key=lambda n: ratios[n] * (len(expected) + 1) - counts[n])
+            counts[best] += 1
+            expected[image_id] = best
+    assert _splits(store) == expected
+    assert len(set(expected.values())) == 3
