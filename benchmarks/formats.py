@@ -5,7 +5,7 @@ by FiftyOne.
 Writes N distinct small JPEGs and a COCO file with --boxes boxes each (default 10,000 images,
 100,000 boxes) into a temporary folder, then times, each in a fresh process: `annotator import
 coco`, `annotator export coco|yolo --media none` (wall seconds of the whole process, start-up
-included, and its peak RSS). `--compare DIR` runs the same commands from another checkout of
+included, and its peak RSS; each export into a fresh folder). `--compare DIR` runs the same commands from another checkout of
 the project (e.g. `git worktree add /tmp/base <rev>`), interleaved with ours, and prints the
 ratios: the machine is shared and noisy, so only figures from one run compare. Our phases run
 --repeat times (best kept).
@@ -115,13 +115,13 @@ def cli(checkout: Path, work: Path, *args: str) -> list[str]:
 def cli_phases(checkout: Path, work: Path) -> dict[str, list[str]]:
     db = work / f"{checkout.name}.db"
     source = str(work / "instances_train.json")
-    out = str(work / f"out-{checkout.name}")
+    out = str(work / f"out-{checkout.name}")  # + the format: a folder per format
     return {
         "import": cli(checkout, work, "import", "coco", source, "-d", "bench", "--images",
                       str(work / "images"), "-q"),
-        "coco": cli(checkout, work, "export", "coco", "bench", out, "--media", "none",
+        "coco": cli(checkout, work, "export", "coco", "bench", out + "-coco", "--media", "none",
                     "--overwrite"),
-        "yolo": cli(checkout, work, "export", "yolo", "bench", out, "--media", "none",
+        "yolo": cli(checkout, work, "export", "yolo", "bench", out + "-yolo", "--media", "none",
                     "--overwrite"),
         "_reset": [str(db)],
     }  # fmt: skip
@@ -137,6 +137,9 @@ def run_ours(checkouts: list[Path], work: Path, repeat: int) -> dict[str, dict[s
             for suffix in ("", "-wal", "-shm"):
                 Path(phases["_reset"][0] + suffix).unlink(missing_ok=True)
             for phase in ("import", "coco", "yolo"):
+                # an export into a fresh folder, as the peers': removing the last run's
+                # 10,000 label files is the file system's work, not the export's
+                shutil.rmtree(work / f"out-{checkout.name}-{phase}", ignore_errors=True)
                 got = timed(phases[phase], env)
                 key = f"{checkout}:{phase}"
                 print(f"{checkout.name} {phase}: {got['seconds']:.2f} s wall, "
