@@ -5,10 +5,10 @@ by FiftyOne.
 Writes N distinct small JPEGs and a COCO file with --boxes boxes each (default 10,000 images,
 100,000 boxes) into a temporary folder, then times, each in a fresh process: `annotator import
 coco`, `annotator export coco|yolo --media none` (wall seconds of the whole process, start-up
-included, and its peak RSS; each export into a fresh folder). `--compare DIR` runs the same commands from another checkout of
-the project (e.g. `git worktree add /tmp/base <rev>`), interleaved with ours, and prints the
-ratios: the machine is shared and noisy, so only figures from one run compare. Our phases run
---repeat times (best kept).
+included, and its peak RSS; each export into a fresh folder). `--compare DIR` runs the same
+commands from another checkout of the project (e.g. `git worktree add /tmp/base <rev>`),
+interleaved with ours, and prints the ratios: the machine is shared and noisy, so only
+figures from one run compare. Our phases run --repeat times (best kept).
 
 `--peers` times Datumaro, globox and supervision loading the COCO file and writing COCO and YOLO
 (each timed inside its own process, so their start-up is not even counted) from the virtual
