@@ -158,5 +158,6 @@ def _print_boxes(report: Any) -> None:
                    f"{report.proposed} pending boxes ({source}), {report.reclassed} of them "
                    "another class than the box had")  # fmt: skip
     if report.small or report.unembedded:
-        click.echo(f"{report.small} boxes smaller than the crop minimum and "
-                   f"{report.unembedded} accepted boxes without a crop were left out")  # fmt: skip
+        click.echo(f"{report.small} boxes under the crop minimum were left out; "
+                   f"{report.unembedded} accepted boxes had no crop (too small or "
+                   "unreadable)")  # fmt: skip

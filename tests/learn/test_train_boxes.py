@@ -380,3 +380,19 @@ def test_the_retrain_key_trains_on_boxes_without_embedding_images(
         report = loop.retrain(s, s.get_one(Dataset, ds_id))
     assert (report.embedded, report.train.unit, report.train.proposed) == (0, "boxes", 12)
     assert report.train.cv_accuracy == 1.0
+
+
+def test_run_must_name_a_detector_run(store: Store, tmp_path: Path, run_cli: Any) -> None:
+    ds_id = make_scenes(store, tmp_path, count=8)
+    draw_truth(store, ds_id, range(6))
+    detector = prelabel(run_cli)
+    trained = train_boxes(store, ds_id).run_id
+    result = run_cli("train", "d", "--embeddings", COLOUR, "--workers", "0", "--run", str(trained))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: run {trained} was made by train:{COLOUR}, a trained classifier: name a detector "
+        "run (annotator runs lists them)"
+    )
+    result = run_cli("train", "d", "--embeddings", COLOUR, "--workers", "0", "--run", "99")
+    assert result.exit_code == 2
+    assert f"has no run 99 (runs: {detector}, {trained})" in result.stderr
