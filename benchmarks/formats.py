@@ -142,6 +142,7 @@ def run_ours(checkouts: list[Path], work: Path, repeat: int) -> dict[str, dict[s
             for suffix in ("", "-wal", "-shm"):
                 Path(phases["_reset"][0] + suffix).unlink(missing_ok=True)
             for phase in ("import", "coco", "yolo"):
+                os.sync()  # the last phase's writes reach the disk before this one is timed
                 got = timed(phases[phase], env)
                 key = f"{checkout}:{phase}"
                 print(f"{checkout.name} {phase}: {got['seconds']:.2f} s wall, "
