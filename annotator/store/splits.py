@@ -79,7 +79,8 @@ def assign_splits(
     chosen = keep_groups_together(session, ds.id, current, chosen)
     changes = [(i, current[i], chosen[i]) for i in todo if current[i] != chosen[i]]
     _write(session, ds, changes, progress)
-    report.assigned = dict(Counter(new for _, _, new in changes))
+    dealt = Counter(new for _, _, new in changes)  # reported in the order the splits were given
+    report.assigned = {name: dealt[name] for name in [*ratios, *dealt] if dealt[name]}
     totals = Counter(chosen.get(i, old) for i, old in current.items())
     report.totals = {str(k) if k else "none": v for k, v in sorted(totals.items(), key=str)}
     return report
