@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,22 @@ def commands(checkout: Path, work: Path) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
+def revision(checkout: Path) -> str:
+    """The commit `checkout` is at ("+" when it has uncommitted changes): what a figure was
+    measured on."""
+    git = ["git", "-C", str(checkout)]
+    try:
+        rev = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev + ("+" if dirty else "")
+
+
 def run(checkout: Path, work: Path, only: list[str]) -> dict[str, dict[str, Any]]:
+    print(f"{checkout.name}: commit {revision(checkout)}")
     db = work / f"{checkout.name}.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
