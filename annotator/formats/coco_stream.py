@@ -135,7 +135,7 @@ def _read_file(lf: coco.LabelFile, root: Path, parsed: StreamedParsed) -> None:
         parsed.classes = before[2]
         parsed.problems.append(Problem(file, "", _reason(exc)))
         return
-    seen: set[Any] = set()
+    seen = coco.IdSet()
     for offset, batch in _batches(_records(lf.path, "annotations.item")):
         coco._annotations(
             batch, items, names, file, parsed, seen=seen, offset=offset, sink=parsed.keep
