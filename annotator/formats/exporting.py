@@ -28,7 +28,13 @@ from annotator.formats.common import (
     within,
     write_error,
 )
-from annotator.formats.manifest import Manifest, SplitCounts, Tally, write_manifest
+from annotator.formats.manifest import (
+    FileList,
+    Manifest,
+    SplitCounts,
+    Tally,
+    write_manifest,
+)
 from annotator.formats.media import MediaPlacer
 from annotator.formats.registry import get_format
 from annotator.store.bulk import gc_paused
@@ -54,6 +60,10 @@ PROGRESS_EVERY = 256
 
 @dataclass
 class ExportReport:
+    """What an export wrote. `manifest.files` holds only the files the writer returned at the
+    end (COCO's label files, YOLO's `data.yaml`): a writer's `listed` label files (one per
+    image) are in `manifest.json` only, never all in memory."""
+
     dest: Path
     manifest: Manifest
     warnings: list[str] = field(default_factory=list)
@@ -111,7 +121,8 @@ def export_dataset(
             manifest.splits, manifest.left_out["no_single_class"] = job.run(splits)
             manifest.files = writer.close(splits)
         manifest.extra.update(writer.extra, rotated_images=placer.rotated)
-        write_manifest(tmp, manifest)
+        listed: FileList | None = getattr(writer, "listed", None)  # label files, spooled
+        write_manifest(tmp, manifest, listed)
     return ExportReport(dest, manifest, writer.warnings + placer.warnings())
 
 

@@ -5,9 +5,10 @@ JSON Schema and can be read back and checked."""
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 from pydantic import BaseModel, Field
@@ -85,9 +86,62 @@ class Manifest(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
-def write_manifest(dest: Path, manifest: Manifest) -> Path:
+class FileList:
+    """The manifest's `files` as they are produced (a million label files: 230 MB as a dict),
+    spooled to a file in the export's building folder, each entry already as `manifest.json`
+    writes it; `write_manifest` copies them in and removes the spool. Entries are given once
+    each (export names are unique)."""
+
+    NAME = ".manifest-files.partial"
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / self.NAME
+        self.out: BinaryIO | None = None
+        self.count = 0
+
+    def add(self, relative: str, digest: str) -> None:
+        if self.out is None:
+            self.out = open(self.path, "wb")  # noqa: SIM115 - closed by `copy_to`/`discard`
+        self.out.write(b",\n    %s: %s" % (orjson.dumps(relative), orjson.dumps(digest)))
+        self.count += 1
+
+    def copy_to(self, target: BinaryIO, first: bool) -> None:
+        """Write the entries to `target` (`first`: none is written before them), and remove
+        the spool."""
+        if self.out is None:
+            return
+        self.out.close()
+        with open(self.path, "rb") as spool:
+            if first:
+                spool.seek(1)  # no comma before the first entry
+            shutil.copyfileobj(spool, target, 1 << 20)
+        self.discard()
+
+    def discard(self) -> None:
+        if self.out is not None:
+            self.out.close()
+        self.path.unlink(missing_ok=True)
+
+
+def write_manifest(dest: Path, manifest: Manifest, listed: FileList | None = None) -> Path:
+    """`manifest.json` in `dest`: `manifest` with the entries of `listed` after its own
+    `files`, byte for byte as if they had been in `files` (streamed, never all in memory)."""
     path = dest / "manifest.json"
-    path.write_bytes(orjson.dumps(manifest.model_dump(), option=orjson.OPT_INDENT_2))
+    if listed is None or not listed.count:
+        path.write_bytes(orjson.dumps(manifest.model_dump(), option=orjson.OPT_INDENT_2))
+        return path
+    data = orjson.dumps(
+        manifest.model_dump() | {"files": {}}, option=orjson.OPT_INDENT_2
+    )  # `files` is a top-level key (indented 2): its `{}` is found only there
+    head, _, tail = data.partition(b'\n  "files": {}')
+    with open(path, "wb") as out:
+        out.write(head + b'\n  "files": {')
+        own = [
+            b"\n    %s: %s" % (orjson.dumps(k), orjson.dumps(v)) for k, v in manifest.files.items()
+        ]
+        out.write(b",".join(own))
+        listed.copy_to(out, first=not own)
+        out.write(b"\n  }" + tail)
     return path
 
 

@@ -35,6 +35,7 @@ from annotator.formats.common import (
     split_rank,
     within,
 )
+from annotator.formats.manifest import FileList
 from annotator.formats.records import (
     YOLO_ROWS,
     YoloDataYaml,
@@ -370,12 +371,13 @@ class FileSink:
 
 class YoloWriter(WriterBase):
     """`images/<split>/`, `labels/<split>/<stem>.txt` (empty for negatives) and `data.yaml`.
-    Label files are written by a `FileSink`, drained at the end of each split."""
+    Label files are written by a `FileSink`, drained at the end of each split; their SHA-256
+    go to `listed` (spooled, not kept), `close` returns only `data.yaml`'s."""
 
     def __init__(self, dest: Path, classes: list[str]) -> None:
         self.dest, self.classes = dest, classes
         self.index = {name: i for i, name in enumerate(classes)}
-        self.files: dict[str, str] = {}
+        self.listed = FileList(dest)  # the label files' SHA-256, for the manifest
         self.warnings: list[str] = []
         self.extra: dict[str, Any] = {}
         self.crowd = self.small = 0
@@ -424,7 +426,7 @@ class YoloWriter(WriterBase):
     def _write(self, split: str, name: str, data: bytes) -> None:
         relative = f"labels/{split}/{os.path.splitext(name)[0]}.txt"
         self.sink.write(f"{self.folder}/{relative}", data)
-        self.files[relative] = hashlib.sha256(data).hexdigest()
+        self.listed.add(relative, hashlib.sha256(data).hexdigest())
 
     def end(self, split: str) -> None:
         self.sink.drain()
@@ -435,6 +437,7 @@ class YoloWriter(WriterBase):
         with contextlib.suppress(OSError):
             self.sink.drain()
         self.sink.pool.shutdown()
+        self.listed.discard()
 
     def close(self, splits: list[str]) -> dict[str, str]:
         self.sink.drain()
@@ -447,7 +450,7 @@ class YoloWriter(WriterBase):
         (self.dest / "data.yaml").write_bytes(data)
         self._warn(splits)
         self.extra["crowd_left_out"] = self.crowd
-        return {"data.yaml": hashlib.sha256(data).hexdigest(), **self.files}
+        return {"data.yaml": hashlib.sha256(data).hexdigest()}  # then `listed`
 
     def _warn(self, splits: list[str]) -> None:
         if self.crowd:

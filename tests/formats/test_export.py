@@ -16,7 +16,7 @@ from sqlalchemy import select
 from annotator.errors import ConflictError, InvalidInputError, StorageError
 from annotator.formats.exporting import export_dataset
 from annotator.formats.importing import import_source
-from annotator.formats.manifest import read_manifest
+from annotator.formats.manifest import FileList, read_manifest
 from annotator.store.db import Store
 from tests.conftest import SAMPLE_DATA, write_jpeg
 from tests.formats.conftest import image_rows, write_coco
@@ -95,7 +95,10 @@ def test_manifest_records_what_was_written(sample_store: Store, tmp_path: Path) 
 
     report = _export(sample_store, "yolo", "scenes", tmp_path / "out")
     manifest = read_manifest(tmp_path / "out" / "manifest.json")
-    assert manifest == report.manifest
+    assert report.manifest.files == {"data.yaml": manifest.files["data.yaml"]}  # labels: spooled
+    assert manifest == report.manifest.model_copy(update={"files": manifest.files})
+    assert not (tmp_path / "out" / FileList.NAME).exists()
+    assert next(iter(manifest.files)) == "data.yaml"
     with sample_store.session() as s:
         ds = get_dataset(s, "scenes")
         assert manifest.history_position == position(s, ds.id) > 0

@@ -13,6 +13,7 @@ from annotator.errors import InvalidInputError
 from annotator.formats import yolo
 from annotator.formats.exporting import export_dataset
 from annotator.formats.importing import import_source
+from annotator.formats.manifest import read_manifest
 from annotator.store.db import Store
 from tests.conftest import write_jpeg
 from tests.formats.conftest import image_rows, store_labels
@@ -146,7 +147,7 @@ def test_duplicate_names_refused(tmp_path: Path) -> None:
 
 def test_writer_rows_files_and_data_yaml(sample_store: Store, tmp_path: Path) -> None:
     with sample_store.session() as s:
-        report = export_dataset(s, "yolo", "scenes", tmp_path / "out")
+        export_dataset(s, "yolo", "scenes", tmp_path / "out")
     out = tmp_path / "out"
     config = yaml.safe_load((out / "data.yaml").read_text())
     assert "path" not in config and config["train"] == "images/train"
@@ -159,7 +160,8 @@ def test_writer_rows_files_and_data_yaml(sample_store: Store, tmp_path: Path) ->
     rows = [line.split() for f in labels for line in f.read_text().splitlines()]
     assert len(rows) == 34 and all(len(r) == 5 for r in rows)
     assert all(len(v.split(".")[1]) == 6 and 0 <= float(v) <= 1 for r in rows for v in r[1:])
-    assert set(report.manifest.files) == {"data.yaml", *(str(f.relative_to(out)) for f in labels)}
+    listed = read_manifest(out / "manifest.json").files
+    assert set(listed) == {"data.yaml", *(str(f.relative_to(out)) for f in labels)}
 
 
 def test_yolo_row_clips_to_the_image() -> None:
