@@ -153,11 +153,11 @@ def test_two_exports_into_one_new_folder_never_both_win(
     original = exporting.write_manifest
     inner: list[Any] = []
 
-    def meanwhile(folder: Path, manifest: Any) -> None:
+    def meanwhile(folder: Path, manifest: Any, *listed: Any) -> None:
         if not inner:  # the first export, about to finish: a second one runs to its end
             inner.append(None)
             inner[0] = run_cli("export", "imagefolder", "p", str(dest), "--media", "none")
-        original(folder, manifest)
+        original(folder, manifest, *listed)
 
     monkeypatch.setattr(exporting, "write_manifest", meanwhile)
     result = run_cli("export", "coco", "p", str(dest), "--media", "none")
