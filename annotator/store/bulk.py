@@ -158,6 +158,7 @@ def import_samples(
         for chunk, infos in _probed(items, workers, batch):
             if prepare is not None:
                 prepare(chunk)
+            writer.lookup(chunk, infos)
             rows = [_accept(writer, it, inf, report) for it, inf in zip(chunk, infos, strict=True)]
             writer.write([r for r in rows if r is not None], report)
             done += len(chunk)
@@ -300,11 +301,32 @@ class _Writer:
         self.session, self.ds = session, ds
         self.class_ids = {c.name: c.id for c in ds.classes}
         self.author, self.history_author = current_user(), bulk_author()
-        self.stored = set(session.scalars(select(Image.sha256).where(Image.dataset_id == ds.id)))
-        self.paths = set(session.scalars(select(Image.path).where(Image.dataset_id == ds.id)))
-        session.commit()  # the write lock is not held while the first batch is probed
+        # of the batch being written: the SHA-256s and paths the dataset already holds, and
+        # the first image of each SHA-256 in the batch (nothing here grows with the dataset)
+        self.stored: set[str] = set()
+        self.paths: set[str] = set()
         self.seen: dict[str, str] = {}
         self.root = ds.root.rstrip("/") + "/" if ds.root else None
+
+    def lookup(self, chunk: Sequence[Incoming], infos: Sequence[ImageInfo | BadImage]) -> None:
+        """Read which of the batch's images (by SHA-256) and stored paths the dataset holds,
+        in the transaction that will write the batch (so no other writer comes between)."""
+        shas, paths = [], []
+        for item, info in zip(chunk, infos, strict=True):
+            if not isinstance(info, BadImage):
+                shas.append(info.sha256)
+                paths.append(self.stored_path(item.sample.path))
+        conn = self.session.connection()
+        where = Image.dataset_id == self.ds.id
+        self.stored, self.paths, self.seen = set(), set(), {}
+        for start in range(0, len(shas), 500):
+            part = shas[start : start + 500]
+            found = fetch_all(conn, select(Image.sha256).where(where, Image.sha256.in_(part)))
+            self.stored.update(sha for (sha,) in found)
+        for start in range(0, len(paths), 500):
+            names = paths[start : start + 500]
+            found = fetch_all(conn, select(Image.path).where(where, Image.path.in_(names)))
+            self.paths.update(path for (path,) in found)
 
     def stored_path(self, path: str) -> str:
         """`images.stored_path`, by string operations for absolute normalised paths."""
@@ -316,6 +338,7 @@ class _Writer:
 
     def write(self, rows: list[Row], report: BulkReport) -> None:
         if not rows:
+            self.session.commit()  # ends the lookup's transaction (and its write lock)
             return
         conn = self.session.connection()
         now = now_param(conn)
@@ -324,7 +347,6 @@ class _Writer:
         consts = constants(self.ds.id, self.ds.task, self.author, now)
         insert_labels(conn, consts, anns, self.history_author)
         self.session.commit()
-        self.stored.update(info.sha256 for _, info, _, _ in rows)
         report.images += len(rows)
         report.labels += len(anns)
         report.crowd += sum(1 for a in anns if a[7])

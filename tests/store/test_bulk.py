@@ -103,3 +103,20 @@ def test_export_samples_streams_in_id_order_with_labels(store: Store, tmp_path: 
             samples[0].labels[0].box == Box(1, 1, 5, 5) and samples[0].labels[0].source == "human"
         )
         assert list(export_samples(s, get_dataset(s, "ds"), "val")) == []
+
+
+def test_repeated_images_within_and_across_batches(store: Store, tmp_path: Path) -> None:
+    items = _items(tmp_path, 6, boxes=1)
+    for copy, original in ((2, 1), (4, 0)):  # 2 repeats 1 in its batch, 4 repeats 0 later
+        Path(items[copy].sample.path).write_bytes(Path(items[original].sample.path).read_bytes())
+    with store.session() as s:
+        other = create_dataset(s, "other", "detection", ["a"], tmp_path)
+        assert import_samples(s, other, items[:1]).images == 1  # another dataset's: no matter
+        ds = create_dataset(s, "ds", "detection", ["a"], tmp_path)
+        report = import_samples(s, ds, items, batch=3)
+        paths = set(s.scalars(select(Image.path).where(Image.dataset_id == ds.id)))
+    assert (report.images, report.existing, report.labels) == (4, 1, 4)
+    [problem] = report.problems
+    assert problem.where == "image id 2"
+    assert problem.reason == f"same image as {items[1].sample.path} (identical bytes): skipped"
+    assert paths == {"img/000.jpg", "img/001.jpg", "img/003.jpg", "img/005.jpg"}
