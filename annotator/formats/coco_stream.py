@@ -23,6 +23,7 @@ from annotator.annotation import Box, Label
 from annotator.formats import coco_read as coco
 from annotator.formats.common import Incoming, Parsed, Problem
 from annotator.formats.spill import Spill
+from annotator.store.bulk import SHARED_EMPTY
 
 STREAM_BYTES = 64 << 20  # label files from this size on are streamed
 RECORDS = 20_000  # records validated at a time
@@ -70,12 +71,14 @@ class StreamedParsed(Parsed):
         """Give the images of `chunk` their labels (in file order), releasing the previous
         chunk's."""
         for item in self.current:
-            item.sample.labels, item.label_where = [], []
+            item.sample.labels = item.label_where = SHARED_EMPTY
         for item in chunk:
+            labels, wheres = [], []
             for _, name, x, y, w, h, crowd, points, where in self.spill.records(item.key):
                 box = None if x is None else Box(x, y, w, h)
-                item.sample.labels.append(Label(name, box, iscrowd=crowd, points=points))
-                item.label_where.append(where)
+                labels.append(Label(name, box, iscrowd=crowd, points=points))
+                wheres.append(where)
+            item.sample.labels, item.label_where = labels, wheres
         self.current = list(chunk)
 
     def close(self) -> None:
@@ -183,8 +186,16 @@ def _images(
     start = len(parsed.items)
     for key, item in enumerate(items.values(), start):
         item.key = key
+        _share_empty(item)
     parsed.items.extend(items.values())
     return items
+
+
+def _share_empty(item: Incoming) -> None:
+    """Let the image hold the shared empty list until `attach` gives it its labels."""
+    item.sample.labels = item.label_where = SHARED_EMPTY
+    if not item.refused:
+        item.refused = SHARED_EMPTY
 
 
 def _read_whole(lf: coco.LabelFile, root: Path, parsed: StreamedParsed) -> None:
@@ -202,7 +213,7 @@ def _read_whole(lf: coco.LabelFile, root: Path, parsed: StreamedParsed) -> None:
     for key, item in enumerate(whole.items, len(parsed.items)):
         item.key = key
         labels, wheres = item.sample.labels, item.label_where
-        item.sample.labels, item.label_where = [], []
+        _share_empty(item)
         for label, where in zip(labels, wheres, strict=True):
             box = label.box
             geometry = (None,) * 4 if box is None else (box.x, box.y, box.w, box.h)

@@ -42,6 +42,9 @@ from annotator.store.types import ProgressFn
 BATCH = 2000
 SWAPPED = frozenset({5, 6, 7, 8})
 FLAG_LISTED = 10  # refused labels an image's flag names one by one
+# the empty list a streamed source's images share until their labels arrive (~170 B an image
+# less at 10^6 images): never appended to, always replaced by a list of the image's own
+SHARED_EMPTY: list[Any] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +85,13 @@ class Incoming:
         """Record a refused label of this image: a problem for the report, a reason for the
         image's flag."""
         problems.append(Problem(file, where, reason))
-        self.refused.append(f"{where}: {reason}" if where else reason)
+        self.note_refused(f"{where}: {reason}" if where else reason)
+
+    def note_refused(self, text: str) -> None:
+        """Name a refused label in the image's flag."""
+        if self.refused is SHARED_EMPTY:
+            self.refused = []
+        self.refused.append(text)
 
     def flag(self) -> str | None:
         """Why a person must look at this image (None when no label was refused)."""

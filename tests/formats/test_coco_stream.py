@@ -18,7 +18,7 @@ import annotator.store.bulk as bulk
 from annotator.formats.importing import import_source
 from annotator.store.db import Store
 from tests.conftest import write_jpeg
-from tests.formats.conftest import store_labels, write_coco
+from tests.formats.conftest import image_rows, store_labels, write_coco
 from tests.formats.test_coco import *  # noqa: F403  (run again, streamed)
 from tests.formats.test_coco import test_malformed_files_are_reported_with_their_position
 from tests.formats.test_refused import *  # noqa: F403  (run again, streamed)
@@ -125,3 +125,29 @@ def test_a_malformed_file_after_its_categories_is_refused_whole(
     [problem] = report.problems
     assert problem.reason.startswith("malformed JSON: ") and report.images == 0
     assert "nothing imported" in report.summary()
+
+
+def test_refused_labels_flag_only_their_own_images(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Images share one empty list until their labels arrive: a refusal on one never shows on
+    another, streamed or whole."""
+    source = _source(tmp_path / "src", 10, seed=5)
+    data = orjson.loads(source.read_bytes())
+    data["annotations"] += [
+        {"id": 900, "image_id": 101, "category_id": 1, "bbox": [1, 1, 0, 5]},  # invalid
+        {"id": 901, "image_id": 104, "category_id": 1, "bbox": [35, 25, 30, 30]},  # outside
+        {"id": 902, "image_id": 108, "category_id": 9, "bbox": [1, 1, 5, 5]},  # unknown class
+    ]
+    write_coco(source, data["images"], data["annotations"], data["categories"])
+    reports = [_import(store, source, "streamed")]
+    monkeypatch.setattr(coco_stream, "STREAM_BYTES", 1 << 40)
+    reports.append(_import(store, source, "whole"))
+    for report, name in zip(reports, ("streamed", "whole"), strict=True):
+        assert report.flagged == 3 and len(report.problems) == 3
+        flags = {path: row.flag for path, row in image_rows(store, name).items() if row.flag}
+        assert sorted(flags) == ["img1.jpg", "img4.jpg", "img8.jpg"]
+        assert "annotation id 900" in flags["img1.jpg"] and "901" not in flags["img1.jpg"]
+        assert "annotation id 901" in flags["img4.jpg"] and "902" not in flags["img4.jpg"]
+    assert store_labels(store, "streamed") == store_labels(store, "whole")
+    assert bulk.SHARED_EMPTY == []
