@@ -183,8 +183,9 @@ def _probed(
     caller writes the current one."""
     from annotator.store.probing import probe_batches  # processes: only an import needs them
 
-    chunks = [items[i : i + batch] for i in range(0, len(items), batch)]
-    paths = ([it.sample.path for it in chunk] for chunk in chunks)
+    starts = range(0, len(items), batch)  # each batch sliced as it is reached
+    chunks = (items[i : i + batch] for i in starts)
+    paths = ([it.sample.path for it in items[i : i + batch]] for i in starts)
     yield from zip(chunks, probe_batches(paths, len(items), workers), strict=True)
 
 
