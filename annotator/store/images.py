@@ -6,6 +6,7 @@ resolved against its dataset's root."""
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ class AddReport:
     added: int = 0
     duplicates: int = 0
     rejected: list[BadImage] = field(default_factory=list)
-    added_ids: list[int] = field(default_factory=list)
+    added_ids: array[int] = field(default_factory=lambda: array("q"))  # 8 bytes an image
 
 
 def stored_path(ds: Dataset, path: Path) -> str:

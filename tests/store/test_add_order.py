@@ -56,6 +56,8 @@ def test_add_registers_in_sorted_order_across_batches(
     with store.session() as s:
         stored = s.scalars(select(Image.path).order_by(Image.id)).all()
     assert stored == [f.relative_to(tmp_path / "top").as_posix() for f in sorted(files)]
-    assert report.added_ids == sorted(report.added_ids)
+    assert list(report.added_ids) == sorted(report.added_ids) and len(report.added_ids) == len(
+        NAMES
+    )
     again = _add(store, ds_id, tmp_path / "top", files[3])  # known paths, in every batch
     assert (again.added, again.duplicates) == (0, len(NAMES) + 2)
