@@ -32,7 +32,13 @@ from annotator.store.bulk_export import export_left_out as export_left_out
 from annotator.store.bulk_export import export_samples as export_samples
 from annotator.store.bulk_export import reviews_for as reviews_for
 from annotator.store.bulk_sql import HISTORY_COLUMNS as HISTORY_COLUMNS  # for the store's writers
-from annotator.store.bulk_sql import constants, executemany, fetch_all, insert_labels
+from annotator.store.bulk_sql import (
+    constants,
+    executemany,
+    fetch_all,
+    insert_labels,
+    stored_values,
+)
 from annotator.store.datasets import current_user
 from annotator.store.imagefile import BadImage, ImageInfo
 from annotator.store.images import stored_path
@@ -327,16 +333,9 @@ class _Writer:
                 shas.append(info.sha256)
                 paths.append(self.stored_path(item.sample.path))
         conn = self.session.connection()
-        where = Image.dataset_id == self.ds.id
-        self.stored, self.paths, self.seen = set(), set(), {}
-        for start in range(0, len(shas), 500):
-            part = shas[start : start + 500]
-            found = fetch_all(conn, select(Image.sha256).where(where, Image.sha256.in_(part)))
-            self.stored.update(sha for (sha,) in found)
-        for start in range(0, len(paths), 500):
-            names = paths[start : start + 500]
-            found = fetch_all(conn, select(Image.path).where(where, Image.path.in_(names)))
-            self.paths.update(path for (path,) in found)
+        self.stored = stored_values(conn, "sha256", self.ds.id, shas)
+        self.paths = stored_values(conn, "path", self.ds.id, paths)
+        self.seen = {}
 
     def stored_path(self, path: str) -> str:
         """`images.stored_path`, by string operations for absolute normalised paths."""

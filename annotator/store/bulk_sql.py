@@ -21,7 +21,7 @@ from sqlalchemy import Boolean, Float, Table, bindparam, insert, select
 from sqlalchemy.engine import Connection
 
 from annotator.store.history import ANNOTATION_FIELDS
-from annotator.store.models import Annotation, HistoryEvent
+from annotator.store.models import Annotation, HistoryEvent, Image
 
 # what varies per label, in the order the writer builds each row
 VARYING = ("image_id", "class_id", "kind", "x", "y", "w", "h", "iscrowd", "points")
@@ -179,6 +179,39 @@ def _compiled_insert(dialect: Any, table: Table, columns: tuple[str, ...]) -> tu
     if not compiled.positional:
         return str(compiled), None
     return str(compiled), [columns.index(name) for name in compiled.positiontup or ()]
+
+
+def stored_values(conn: Connection, column: str, dataset_id: int, values: list[str]) -> set[str]:
+    """Which of `values` the dataset's images hold in `column` (`sha256` or `path`, each
+    unique in a dataset): 500 at a time, each query compiled once per size (a bulk import asks
+    once per batch, with the garbage collector paused: nothing is built per call)."""
+    found: set[str] = set()
+    for start in range(0, len(values), 500):
+        part = values[start : start + 500]
+        sql, order = _compiled_lookup(conn.dialect, column, len(part))
+        params = [dataset_id, *part]
+        args: Any = {f"p{i}": v for i, v in enumerate(params)}
+        if order is not None:
+            args = tuple(params[i] for i in order)
+        cursor = conn.exec_driver_sql(sql, args).cursor
+        assert cursor is not None
+        found.update(row[0] for row in cursor.fetchall())
+    return found
+
+
+@lru_cache(maxsize=32)
+def _compiled_lookup(dialect: Any, column: str, n: int) -> tuple[str, list[int] | None]:
+    """The lookup's SQL and, for positional paramstyles, which value each placeholder takes."""
+    table = Image.__table__
+    col = table.c[column]
+    stmt = select(col).where(
+        table.c.dataset_id == bindparam("p0"),
+        col.in_([bindparam(f"p{i}") for i in range(1, n + 1)]),
+    )
+    compiled = stmt.compile(dialect=dialect)
+    if not compiled.positional:
+        return str(compiled), None
+    return str(compiled), [int(name[1:]) for name in compiled.positiontup or ()]
 
 
 def fetch_all(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
