@@ -91,11 +91,14 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def stopping() -> Iterator[None]:
     """Around serving the App: SIGTERM stops it as Ctrl-C does, an interrupt ends the block
     quietly, and on the way out the App and every process it started are stopped (signals are
-    ignored meanwhile: that takes about a second at most)."""
+    ignored meanwhile: that takes about a second at most). Ctrl-C stops it even when the process
+    was started with SIGINT ignored (a background job of a shell without job control), where
+    Python would otherwise leave it ignored."""
     main = threading.current_thread() is threading.main_thread()
     handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} if main else {}
     if main:
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     except KeyboardInterrupt:

@@ -42,12 +42,21 @@ def running(procs: list[psutil.Process]) -> list[str]:
     return alive
 
 
-def open_app(db_url: str, name: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def open_app(
+    db_url: str, name: str, port: int, log: Path, ignoring_sigint: bool = False
+) -> subprocess.Popen[bytes]:
+    """`review open` as a process; `ignoring_sigint`: started with SIGINT ignored, as a shell
+    without job control starts a background job (Python then leaves Ctrl-C ignored)."""
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "annotator", "--db", db_url, "review", "open", name,
              "--port", str(port)],
             stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(), cwd=REPO,
+            preexec_fn=ignore_sigint if ignoring_sigint else None,
         )  # fmt: skip
 
 
@@ -58,7 +67,8 @@ def test_a_signal_stops_the_app_and_everything_it_started(
     b = detection_store(build, store)
     port = free_port()
     log = tmp_path / "open.log"
-    proc = open_app(db_url, b.name, port, log)
+    # SIGINT: started with it ignored (the harder case: Ctrl-C must stop the App all the same)
+    proc = open_app(db_url, b.name, port, log, ignoring_sigint=sig == signal.SIGINT)
     try:
         wait_for_url(proc, log)
         assert answers(port)
