@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bytecode import compile_package
+
 ROOT = Path(__file__).resolve().parents[1]
 PEERS_VENV = ROOT / ".bench-peers"
 PEER_PACKAGES = ("datumaro", "globox", "supervision")
@@ -133,6 +135,8 @@ def run_ours(checkouts: list[Path], work: Path, repeat: int) -> dict[str, dict[s
     """Best of `repeat` for each phase of each checkout, interleaved (same noise for all)."""
     best: dict[str, dict[str, Any]] = {}
     env = {**os.environ, "ANNOTATOR_USER": "bench"}
+    for checkout in checkouts:
+        compile_package(checkout)
     for old in work.glob("out-*"):
         shutil.rmtree(old, ignore_errors=True)
     os.sync()  # the removal's file system work done before the clock starts

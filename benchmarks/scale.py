@@ -21,6 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bytecode import compile_package
 from formats import ROOT, cli, prepare, timed
 
 PHASES = ("import", "stats", "split", "coco", "yolo", "add")
@@ -61,6 +62,7 @@ def run(checkout: Path, work: Path, only: list[str]) -> dict[str, dict[str, Any]
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     env = {**os.environ, "ANNOTATOR_USER": "bench"}
+    compile_package(checkout)
     cmds = commands(checkout, work)
     got: dict[str, dict[str, Any]] = {}
     for phase in PHASES:

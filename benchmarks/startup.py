@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bytecode import compile_package
+
 PY = sys.executable
 STORE_PATH = (  # stats with the quick read stepped aside: the store (SQLAlchemy) path
     "import sys; from annotator.store import quick; quick._connect = lambda path: None; "
@@ -96,6 +98,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
+    compile_package(Path(__file__).resolve().parents[1])
     work = Path(tempfile.mkdtemp(prefix="annotator-startup-"))
     try:
         db = work / "small.db"
