@@ -4,6 +4,7 @@ other, and `annotator --help` loads neither torch, fiftyone nor textual and answ
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 import time
@@ -159,3 +160,46 @@ def test_read_commands_load_only_what_they_need(
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "LOADED []" in out.stdout, out.stdout
     assert "pets" in out.stdout
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo"])
+def test_an_export_from_a_sqlite_file_loads_no_sqlalchemy(tmp_path: Path, fmt: str) -> None:
+    """`export` from a SQLite file reads it with the standard library's sqlite3 (the reads of
+    `annotator.store.export_reads`): no SQLAlchemy, no Alembic, no model library; and the
+    export holds the dataset's labels all the same."""
+    from annotator.store.datasets import create_dataset
+    from annotator.store.db import open_store
+    from annotator.store.models import Annotation, Image
+
+    db = tmp_path / "s.db"
+    store = open_store(str(db))
+    with store.session() as s:
+        ds = create_dataset(s, "cars", "detection", ["car", "bus"])
+        image = Image(dataset_id=ds.id, path="/data/a.jpg", sha256="0" * 64, width=64, height=48,
+                      size_bytes=1000, split="train", status="labeled")  # fmt: skip
+        s.add(image)
+        s.flush()
+        s.add(Annotation(dataset_id=ds.id, task=ds.task, image_id=image.id, kind="box",
+                         class_id=ds.classes[1].id, x=4, y=6, w=20, h=10, author="t"))  # fmt: skip
+        s.commit()
+    store.close()
+    dest = tmp_path / "out"
+    banned = (*HEAVY, "alembic", "sqlalchemy")
+    command = ["export", fmt, "cars", str(dest), "--media", "none"]
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['annotator', '--db', {str(db)!r}, *{command!r}]\n"
+        "try:\n"
+        "    runpy.run_module('annotator', run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        f"print('LOADED', sorted(m for m in {banned!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "LOADED []" in out.stdout, out.stdout
+    assert "exported 1 images (0 negatives), 1 labels" in out.stdout
+    if fmt == "yolo":
+        assert (dest / "labels" / "train" / "a.txt").read_text().split()[0] == "1"  # bus
+    else:
+        coco = json.loads((dest / "annotations" / "instances_train.json").read_text())
+        assert [a["bbox"] for a in coco["annotations"]] == [[4, 6, 20, 10]]

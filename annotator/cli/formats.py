@@ -146,7 +146,7 @@ def export(ctx: Context, fmt: str, name: str, dest: Path, media: str, overwrite:
     DEST is built beside itself and renamed into place at the end."""
     from annotator.formats.exporting import export_dataset
 
-    with ctx.session(readonly=True) as s, lazy_bar(f"exporting {fmt}") as update:
+    with export_source(ctx, at) as s, lazy_bar(f"exporting {fmt}") as update:
         report = export_dataset(s, fmt, name, dest, media=media, overwrite=overwrite,
                                 include_pending=include_pending, progress=update,
                                 allow_leakage=allow_leakage, at=at)  # fmt: skip
@@ -156,6 +156,21 @@ def export(ctx: Context, fmt: str, name: str, dest: Path, media: str, overwrite:
         if count:
             err(f"left out: {count} images ({reason.replace('_', ' ')})")
     click.echo(report.summary())
+
+
+@contextmanager
+def export_source(ctx: Context, at: str | None) -> Iterator[Any]:
+    """What an export reads: a SQLite file through the standard library's sqlite3 (no
+    SQLAlchemy to load: `ctx.reader()`), a snapshot (`at`) or another database through a
+    read-only session."""
+    from annotator.store.quick import sqlite_file
+
+    if at is None and sqlite_file(ctx.db) is not None:
+        with ctx.reader() as rows:
+            yield rows
+        return
+    with ctx.session(readonly=True) as session:
+        yield session
 
 
 @click.command()

@@ -15,7 +15,7 @@ import orjson
 from annotator import __version__
 from annotator.annotation import Label, Sample
 from annotator.formats.common import WriterBase
-from annotator.store.bulk_export import ExportRow
+from annotator.store.export_reads import ExportRow
 
 if TYPE_CHECKING:
     from annotator.formats.common import Parsed

@@ -23,7 +23,7 @@ from annotator.annotation import Box, Label
 from annotator.formats import coco_read as coco
 from annotator.formats.common import Incoming, Parsed, Problem
 from annotator.formats.spill import Spill
-from annotator.store.bulk import SHARED_EMPTY
+from annotator.store.incoming import SHARED_EMPTY
 
 STREAM_BYTES = 64 << 20  # label files from this size on are streamed
 RECORDS = 20_000  # records validated at a time

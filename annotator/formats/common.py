@@ -15,8 +15,7 @@ from typing import Any, Protocol, Self
 
 from annotator.annotation import Sample, Split
 from annotator.errors import StorageError, os_error_reason
-from annotator.store.bulk import Incoming, Problem
-from annotator.store.models import Dataset
+from annotator.store.incoming import Incoming, Problem
 
 __all__ = ["Incoming", "Parsed", "Problem", "safe_join", "split_from_name", "within"]
 
@@ -81,11 +80,6 @@ def split_from_name(name: str) -> Split | None:
         if stem.startswith(prefix):
             return split
     return None
-
-
-def class_names(ds: Dataset) -> list[str]:
-    """The dataset's class names in their stable order (COCO ids 1..N, YOLO indices 0..N-1)."""
-    return [c.name for c in sorted(ds.classes, key=lambda c: c.position)]
 
 
 def split_rank(split: str | None) -> int:

@@ -3,7 +3,9 @@ split (bounded memory), the format's writer writes labels as they come, `MediaPl
 images, and `manifest.json` records what was written. The export is built in a hidden sibling
 folder and renamed into place at the end: an interrupted export leaves no half-written DEST,
 and a non-empty DEST is replaced only with `overwrite`. The whole export reads one snapshot of
-the store, so the history position in the manifest is exactly what it holds."""
+the store, so the history position in the manifest is exactly what it holds. It reads through
+plain SQL (`annotator.store.export_reads`): from a SQLite file without loading SQLAlchemy,
+except an export at a snapshot (`at`), which reads the snapshot through a session."""
 
 from __future__ import annotations
 
@@ -17,17 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from annotator import __version__
 from annotator.errors import ConflictError, InvalidInputError
-from annotator.formats.common import (
-    UniqueNames,
-    Writer,
-    class_names,
-    norm,
-    within,
-    write_error,
-)
+from annotator.formats.common import UniqueNames, Writer, norm, within, write_error
 from annotator.formats.manifest import (
     FileList,
     Manifest,
@@ -37,23 +33,14 @@ from annotator.formats.manifest import (
 )
 from annotator.formats.media import MediaPlacer
 from annotator.formats.registry import get_format
-from annotator.store.bulk import gc_paused
-from annotator.store.bulk_export import (
-    class_index,
-    count_exportable,
-    export_left_out,
-    export_rows,
-    export_samples,
-    reviews_for,
-)
-from annotator.store.datasets import get_dataset
-from annotator.store.dupes import check_leakage
-from annotator.store.history import position
-from annotator.store.models import Dataset
-from annotator.store.rewind import SnapshotView
-from annotator.store.splits import splits_present
-from annotator.store.types import ProgressFn, Session
-from annotator.store.versions import snapshot_view, tag_at
+from annotator.store import export_reads as reads
+from annotator.store.export_reads import ExportDataset, reviews_for
+from annotator.store.incoming import gc_paused
+
+if TYPE_CHECKING:
+    from annotator.store.rewind import SnapshotView
+    from annotator.store.summary import Rows
+    from annotator.store.types import ProgressFn, Session
 
 PROGRESS_EVERY = 256
 
@@ -82,7 +69,7 @@ class ExportReport:
 
 
 def export_dataset(
-    session: Session,
+    source: Session | Rows,
     fmt: str,
     name: str,
     dest: Path,
@@ -95,35 +82,46 @@ def export_dataset(
     allow_leakage: bool = False,
 ) -> ExportReport:
     """Export dataset `name` to `dest` in format `fmt` (as snapshot `at` recorded it, when
-    given). Reads only: commits nothing. Refused when a group of near-duplicates (`dupes`)
+    given) from `source`: a session, or `Rows` over one read transaction (`at` needs a
+    session). Reads only: commits nothing. Refused when a group of near-duplicates (`dupes`)
     spans two splits, unless `allow_leakage`."""
-    _one_snapshot(session)
+    rows, session = _reader(source)
     spec = get_format(fmt)
-    ds = get_dataset(session, name)
+    ds = reads.dataset(rows, name)
     spec.check(ds.task, ds.name)
     placer = MediaPlacer(media)
     dest = norm(Path(dest).expanduser())
     check_dest(dest, ds, overwrite)
-    view = snapshot_view(session, ds, at) if at else None
-    splits = view.splits() if view else splits_present(session, ds)
+    view = _snapshot(session, ds, at) if at else None
+    splits = view.splits() if view else reads.splits_present(rows, ds)
     if not (allow_leakage or view):
-        check_leakage(session, ds)
+        reads.check_leakage(rows, ds)
     if not splits:
         raise InvalidInputError(
             f"dataset {ds.name!r} has no image with a split: run "
             f"annotator split {ds.name} --ratios train=0.8,val=0.2"
         )
     with staging(dest, overwrite) as tmp, gc_paused():
-        names = view.class_names() if view else class_names(ds)
+        names = view.class_names() if view else ds.class_names()
         with spec.writer(ds.task, tmp, names, ds.name) as writer:  # aborted on failure
-            manifest = _manifest(session, ds, fmt, media, include_pending, view)
-            job = _Job(session, ds, writer, placer, include_pending, progress, view)
+            manifest = _manifest(rows, ds, fmt, media, include_pending, view)
+            job = _Job(rows, ds, writer, placer, include_pending, progress, view)
             manifest.splits, manifest.left_out["no_single_class"] = job.run(splits)
             manifest.files = writer.close(splits)
         manifest.extra.update(writer.extra, rotated_images=placer.rotated)
         listed: FileList | None = getattr(writer, "listed", None)  # label files, spooled
         write_manifest(tmp, manifest, listed)
     return ExportReport(dest, manifest, writer.warnings + placer.warnings())
+
+
+def _reader(source: Session | Rows) -> tuple[Rows, Session | None]:
+    """The `Rows` an export reads through, and the session behind them (None: plain `Rows`)."""
+    if callable(source):
+        return source, None
+    from annotator.store.bulk_sql import driver_rows
+
+    _one_snapshot(source)
+    return driver_rows(source), source
 
 
 def _one_snapshot(session: Session) -> None:
@@ -133,22 +131,32 @@ def _one_snapshot(session: Session) -> None:
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
+def _snapshot(session: Session | None, ds: ExportDataset, at: str) -> SnapshotView:
+    """Dataset `ds` as snapshot `at` recorded it."""
+    if session is None:
+        raise ValueError("an export at a snapshot reads through a session")
+    from annotator.store.datasets import get_dataset
+    from annotator.store.versions import snapshot_view
+
+    return snapshot_view(session, get_dataset(session, ds.name), at)
+
+
 def _manifest(
-    session: Session, ds: Dataset, fmt: str, media: str, include_pending: bool,
+    rows: Rows, ds: ExportDataset, fmt: str, media: str, include_pending: bool,
     view: SnapshotView | None = None,
 ) -> Manifest:  # fmt: skip
     if view is not None:
         left, at = view.left_out(reviews_for(include_pending)), view.position
     else:
-        left, at = export_left_out(session, ds, include_pending), position(session, ds.id)
+        left, at = reads.left_out(rows, ds, include_pending), reads.position(rows, ds)
     return Manifest(
         version=__version__,
         format=fmt,
         dataset=ds.name,
         task=ds.task,
-        classes=view.class_names() if view else class_names(ds),
+        classes=view.class_names() if view else ds.class_names(),
         history_position=at,
-        snapshot=view.tag if view else tag_at(session, ds, at),
+        snapshot=view.tag if view else reads.tag_at(rows, ds, at),
         include_pending=include_pending,
         media=media,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -161,8 +169,8 @@ def _manifest(
 class _Job:
     """Streams every split through the writer and the media placer, counting as it goes."""
 
-    session: Session
-    ds: Dataset
+    rows: Rows
+    ds: ExportDataset
     writer: Writer
     placer: MediaPlacer
     include_pending: bool
@@ -172,8 +180,8 @@ class _Job:
     index: dict[int, int] = field(default_factory=dict)  # class id: position (`add_rows`)
 
     def run(self, splits: list[str]) -> tuple[dict[str, SplitCounts], int]:
-        self.total = self.view.total() if self.view else count_exportable(self.session, self.ds)
-        self.index = class_index(self.ds)
+        self.total = self.view.total() if self.view else reads.count_exportable(self.rows, self.ds)
+        self.index = reads.class_index(self.ds)
         if self.progress:
             self.progress(0, self.total)
         names = UniqueNames()
@@ -182,7 +190,7 @@ class _Job:
         for split in splits:
             tally = Tally(self.index)
             skipped += self._write_split(split, names, tally)
-            order = self.view.class_names() if self.view else class_names(self.ds)
+            order = self.view.class_names() if self.view else self.ds.class_names()
             counts[split] = tally.counts(order)
         if self.progress:
             self.progress(self.total, self.total)
@@ -199,7 +207,9 @@ class _Job:
         samples = (
             self.view.samples(split, reviews_for(self.include_pending))
             if self.view
-            else export_samples(self.session, self.ds, split, include_pending=self.include_pending)
+            else reads.export_samples(
+                self.rows, self.ds, split, include_pending=self.include_pending
+            )
         )
         for sample in samples:
             name = names.name(sample)
@@ -221,7 +231,7 @@ class _Job:
     ) -> int:
         """`_write_split`'s loop for a writer that takes the store's label rows as they are."""
         skipped = 0
-        rows = export_rows(self.session, self.ds, split, include_pending=self.include_pending)
+        rows = reads.export_rows(self.rows, self.ds, split, include_pending=self.include_pending)
         image_path, place, index = self.writer.image_path, self.placer.place, self.index
         for sample, labels in rows:
             name = names.name(sample)
@@ -238,7 +248,7 @@ class _Job:
         return skipped
 
 
-def check_dest(dest: Path, ds: Dataset, overwrite: bool) -> None:
+def check_dest(dest: Path, ds: ExportDataset, overwrite: bool) -> None:
     """Refuse a DEST that is a file, a non-empty folder (unless `overwrite`), or a folder that
     holds the dataset's own images (replacing it would delete them)."""
     if dest.exists() and not dest.is_dir():

@@ -14,7 +14,7 @@ import orjson
 from pydantic import BaseModel, Field
 
 from annotator.annotation import Sample
-from annotator.store.bulk_export import ExportRow
+from annotator.store.export_reads import ExportRow
 
 
 class SplitCounts(BaseModel):

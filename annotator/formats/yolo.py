@@ -44,7 +44,7 @@ from annotator.formats.records import (
     validate_records,
     yolo_polygon,
 )
-from annotator.store.bulk_export import ExportRow
+from annotator.store.export_reads import ExportRow
 from annotator.store.imagefile import walk_images
 
 YAML_NAMES = ("data.yaml", "dataset.yaml", "data.yml", "dataset.yml")

@@ -1,4 +1,4 @@
-"""Bulk import and export of samples: the fast path the format importers and exporters use.
+"""Bulk import of samples: the fast path the format importers use.
 
 Import hashes and probes every image in a thread pool (overlapped with the database work),
 drops files that are bad or already stored (by SHA-256), fits the labels to the displayed image
@@ -6,16 +6,13 @@ drops files that are bad or already stored (by SHA-256), fits the labels to the 
 annotations and one history 'create' event per annotation with executemany, one transaction per
 batch: a kill leaves whole batches, and a re-run skips what is stored, labels included.
 
-Export streams the samples of a split in chunks (bounded memory at any size): human and accepted
-labels, pending ones on request; images marked near-duplicates stay out. Depends on the store
-only; no format knows the ORM."""
+The reads of an export are `annotator.store.export_reads` (plain SQL, no ORM). Depends on the
+store only; no format knows the ORM."""
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,12 +22,7 @@ from sqlalchemy import DateTime, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from annotator.annotation import Box, Label, Sample
-from annotator.store.bulk_export import EXPORTED_STATUSES as EXPORTED_STATUSES
-from annotator.store.bulk_export import count_exportable as count_exportable
-from annotator.store.bulk_export import export_left_out as export_left_out
-from annotator.store.bulk_export import export_samples as export_samples
-from annotator.store.bulk_export import reviews_for as reviews_for
+from annotator.annotation import Box, Label
 from annotator.store.bulk_sql import HISTORY_COLUMNS as HISTORY_COLUMNS  # for the store's writers
 from annotator.store.bulk_sql import (
     constants,
@@ -42,71 +34,15 @@ from annotator.store.bulk_sql import (
 from annotator.store.datasets import current_user
 from annotator.store.imagefile import BadImage, ImageInfo
 from annotator.store.images import stored_path
+from annotator.store.incoming import SHARED_EMPTY as SHARED_EMPTY
+from annotator.store.incoming import Incoming as Incoming
+from annotator.store.incoming import Problem as Problem
+from annotator.store.incoming import gc_paused as gc_paused
 from annotator.store.models import Dataset, Image, utcnow
 from annotator.store.types import ProgressFn
 
 BATCH = 2000
 SWAPPED = frozenset({5, 6, 7, 8})
-FLAG_LISTED = 10  # refused labels an image's flag names one by one
-# the empty list a streamed source's images share until their labels arrive (~170 B an image
-# less at 10^6 images): never appended to, always replaced by a list of the image's own
-SHARED_EMPTY: list[Any] = []
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A record that could not be imported: the file, where in it, and why."""
-
-    file: str
-    where: str
-    reason: str
-
-    def __str__(self) -> str:
-        return ": ".join(p for p in (self.file, self.where, self.reason) if p)
-
-
-@dataclass(slots=True)
-class Incoming:
-    """One image to import with its labels, and where each came from (for messages).
-
-    `sample.path` is the image file. Boxes are pixels of the displayed image, or fractions of
-    it when `normalized` (YOLO), scaled once the image's size is known. `declared` is the size
-    the label file states, checked against the file. An image a label source lists (`labelled`)
-    with no labels at all is a known negative; one no source labels stays unlabeled. `refused`
-    names each of its labels that was refused: such an image is never a negative, it is stored
-    unlabeled and flagged for a person to look at (its good labels are kept)."""
-
-    sample: Sample
-    file: str
-    where: str = ""
-    labelled: bool = True
-    normalized: bool = False
-    declared: tuple[int, int] | None = None
-    label_file: str | None = None
-    label_where: list[str] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
-    key: int = -1  # its position in a streamed source (whose labels arrive batch by batch)
-
-    def refuse(self, problems: list[Problem], file: str, where: str, reason: str) -> None:
-        """Record a refused label of this image: a problem for the report, a reason for the
-        image's flag."""
-        problems.append(Problem(file, where, reason))
-        self.note_refused(f"{where}: {reason}" if where else reason)
-
-    def note_refused(self, text: str) -> None:
-        """Name a refused label in the image's flag."""
-        if self.refused is SHARED_EMPTY:
-            self.refused = []
-        self.refused.append(text)
-
-    def flag(self) -> str | None:
-        """Why a person must look at this image (None when no label was refused)."""
-        if not self.refused:
-            return None
-        shown = "; ".join(self.refused[:FLAG_LISTED])
-        more = len(self.refused) - FLAG_LISTED
-        tail = f"; and {more} more" if more > 0 else ""
-        return f"import: {len(self.refused)} labels refused: {shown}{tail}"
 
 
 @dataclass
@@ -121,19 +57,6 @@ class BulkReport:
     existing: int = 0
     flagged: int = 0
     problems: list[Problem] = field(default_factory=list)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a bulk job creates ~10^5 objects that all stay
-    alive (it would rescan them over and over: a 2x slowdown); our objects hold no cycles."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def bulk_author(kind: str = "import", user: str | None = None) -> str:

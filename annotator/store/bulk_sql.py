@@ -12,16 +12,18 @@ Store-only; depends on the models and the history's snapshot fields."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Boolean, Float, Table, bindparam, insert, select
+from sqlalchemy import Boolean, Float, Table, bindparam, insert, select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
 from annotator.store.history import ANNOTATION_FIELDS
 from annotator.store.models import Annotation, HistoryEvent, Image
+from annotator.store.summary import Rows
 
 # what varies per label, in the order the writer builds each row
 VARYING = ("image_id", "class_id", "kind", "x", "y", "w", "h", "iscrowd", "points")
@@ -225,3 +227,14 @@ def fetch_all(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
     cursor = conn.exec_driver_sql(str(compiled), args).cursor
     assert cursor is not None
     return list(cursor.fetchall())
+
+
+def driver_rows(session: Session) -> Rows:
+    """`Rows` (one SQL text with `:name` parameters, as `annotator.store.summary` writes them)
+    over the session's connection, in its transaction, as the driver's plain tuples
+    (`fetch_all`): the plain-SQL readers' way onto any engine."""
+
+    def run(sql: str, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+        return fetch_all(session.connection(), text(sql).bindparams(**params))
+
+    return run

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from annotator.errors import InvalidInputError, NotFoundError
+from annotator.errors import NotFoundError
 from annotator.store.models import Dataset, DuplicateMember, Image, utcnow
 
 HASH_DECODE_SIZE = (64, 64)  # JPEGs decode at a reduced scale: pHash looks at 32x32 only
@@ -156,30 +156,6 @@ def restore_group(session: Session, ds: Dataset, image_id: int) -> int:
         m.kept = True
     session.commit()
     return members[0].group_id
-
-
-def marked_duplicates(dataset_id: int) -> Select[tuple[int]]:
-    """A subquery: the ids of the dataset's images marked duplicates (left out of exports)."""
-    return select(DuplicateMember.image_id).where(
-        DuplicateMember.dataset_id == dataset_id, DuplicateMember.kept.is_(False)
-    )
-
-
-def check_leakage(session: Session, ds: Dataset) -> None:
-    """Refuse (naming the images) when a duplicate group's exported images lie in two splits."""
-    leaking = [g for g in list_groups(session, ds) if len(g.exported_splits()) > 1]
-    if not leaking:
-        return
-    shown = "; ".join(
-        ", ".join(f"{m.path} ({m.split})" for m in g.members if m.kept and m.split)
-        for g in leaking[:5]
-    )
-    more = f" and {len(leaking) - 5} more groups" if len(leaking) > 5 else ""
-    raise InvalidInputError(
-        f"{len(leaking)} near-duplicate groups span two splits (train/val leakage): {shown}"
-        f"{more}. Keep one image of each (annotator dupes {ds.name} --keep IMAGE_ID), re-split "
-        "(annotator split --reassign), or pass --allow-leakage"
-    )
 
 
 def keep_groups_together(

@@ -15,7 +15,8 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from annotator.annotation import Box, Label, Sample
-from annotator.store.bulk import EXPORTED_STATUSES, fetch_all
+from annotator.store.bulk_sql import fetch_all
+from annotator.store.export_reads import EXPORTED_STATUSES
 from annotator.store.models import Annotation, Dataset, HistoryEvent, ModelRun, SnapshotImage
 
 LABEL_FIELDS = ("class_id", "kind", "x", "y", "w", "h", "iscrowd", "run_id", "score", "review")

@@ -167,9 +167,3 @@ SPLIT_COLUMNS = (
     "dataset_id", "image_id", "annotation_id", "action", "before", "after", "author",
     "created_at", "group_id", "group_kind",
 )  # fmt: skip
-
-
-def splits_present(session: Session, ds: Dataset) -> list[str]:
-    """The split names images of `ds` carry, in train, val, test order."""
-    found = set(session.scalars(select(Image.split).where(Image.dataset_id == ds.id).distinct()))
-    return [s for s in SPLIT_NAMES if s in found]

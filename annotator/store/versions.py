@@ -106,17 +106,6 @@ def list_snapshots(session: Session, ds: Dataset) -> list[Snapshot]:
     return list(session.scalars(stmt))
 
 
-def tag_at(session: Session, ds: Dataset, at: int) -> str | None:
-    """The newest snapshot taken at history position `at`, if any (what a manifest cites)."""
-    stmt = (
-        select(Snapshot.tag)
-        .where(Snapshot.dataset_id == ds.id, Snapshot.position == at)
-        .order_by(Snapshot.id.desc())
-        .limit(1)
-    )
-    return session.scalar(stmt)
-
-
 @dataclass(frozen=True)
 class Point:
     """A point of a dataset's history: a snapshot, a bare position, or now."""

@@ -170,11 +170,11 @@ def test_ultralytics_detection_checks(shared_sample_store: Store, exports: dict[
 
     copy = shutil.copytree(exports["scenes-yolo"], ultralytics_env / "copy")  # they write caches
     data = check_det_dataset(str(copy / "data.yaml"))
-    from annotator.formats.common import class_names
-    from annotator.store.datasets import get_dataset
+    from annotator.store import export_reads
+    from annotator.store.bulk_sql import driver_rows
 
     with shared_sample_store.session() as s:
-        classes = class_names(get_dataset(s, "scenes"))
+        classes = export_reads.dataset(driver_rows(s), "scenes").class_names()
     assert data["nc"] == len(classes) and list(data["names"].values()) == classes
     store = truth(shared_sample_store, "scenes")
     for split in SPLITS:

@@ -11,9 +11,10 @@ import orjson
 import pytest
 
 from annotator.formats.coco import CocoWriter
-from annotator.formats.common import UniqueNames, class_names
+from annotator.formats.common import UniqueNames
 from annotator.formats.yolo import YoloWriter
-from annotator.store.bulk_export import class_index, export_rows, export_samples
+from annotator.store import export_reads as reads
+from annotator.store.bulk_sql import driver_rows
 from annotator.store.datasets import get_class, get_dataset
 from annotator.store.db import Store
 from annotator.store.models import Annotation
@@ -31,17 +32,18 @@ def _add(store: Store, image: str, **fields: Any) -> None:
 
 def _write(store: Store, make: Any, dest: Path, fast: bool) -> None:
     with store.session() as s:
-        ds = get_dataset(s, "scenes")
-        writer = make(dest, class_names(ds))
+        source = driver_rows(s)
+        ds = reads.dataset(source, "scenes")
+        writer = make(dest, ds.class_names())
         names = UniqueNames()
         for split in ("train", "val"):
             writer.begin(split)
             if fast:
-                index = class_index(ds)
-                for sample, rows in export_rows(s, ds, split, chunk=2):
+                index = reads.class_index(ds)
+                for sample, rows in reads.export_rows(source, ds, split, chunk=2):
                     writer.add_rows(split, sample, names.name(sample), rows, index)
             else:
-                for sample in export_samples(s, ds, split, chunk=2):
+                for sample in reads.export_samples(source, ds, split, chunk=2):
                     writer.add(split, sample, names.name(sample))
             writer.end(split)
         writer.close(["train", "val"])

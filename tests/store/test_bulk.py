@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from annotator.annotation import Box, Label, Sample
-from annotator.store.bulk import Incoming, export_samples, fit_box, import_samples
+from annotator.store import export_reads
+from annotator.store.bulk import Incoming, fit_box, import_samples
+from annotator.store.bulk_sql import driver_rows
 from annotator.store.datasets import create_dataset, get_dataset
 from annotator.store.db import Store
 from annotator.store.models import Annotation, HistoryEvent, Image
@@ -95,14 +97,16 @@ def test_export_samples_streams_in_id_order_with_labels(store: Store, tmp_path: 
     with store.session() as s:
         ds = create_dataset(s, "ds", "detection", ["a"], tmp_path)
         import_samples(s, ds, _items(tmp_path, 7))
-        samples = list(export_samples(s, get_dataset(s, "ds"), "train", chunk=3))
+        rows = driver_rows(s)
+        exported = export_reads.dataset(rows, "ds")
+        samples = list(export_reads.export_samples(rows, exported, "train", chunk=3))
         assert [Path(x.path).name for x in samples] == [f"{i:03d}.jpg" for i in range(7)]
         assert all(Path(x.path).is_absolute() and x.path.startswith(str(tmp_path)) for x in samples)
         assert [len(x.labels) for x in samples] == [2] * 7
         assert (
             samples[0].labels[0].box == Box(1, 1, 5, 5) and samples[0].labels[0].source == "human"
         )
-        assert list(export_samples(s, get_dataset(s, "ds"), "val")) == []
+        assert list(export_reads.export_samples(rows, exported, "val")) == []
 
 
 def test_repeated_images_within_and_across_batches(store: Store, tmp_path: Path) -> None:
