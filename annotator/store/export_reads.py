@@ -35,17 +35,21 @@ ExportRow = tuple[int, int, int, Any, Any, Any, Any, Any]
 FullRow = tuple[int, int, int, Any, Any, Any, Any, Any, Any, Any, str]
 
 MARKED = "SELECT image_id FROM duplicates WHERE dataset_id = :ds AND NOT kept"
-IMAGES = (
-    "SELECT id, path, width, height, split, sha256, orientation, status FROM images "
+CHUNK_WHERE = (
     # `dataset_id + 0`: no index on it, so the planner walks the primary key from `last` and
     # stops at `chunk` rows (with the index, every chunk sorted the whole dataset: quadratic)
     "WHERE dataset_id + 0 = :ds AND {split} AND flag IS NULL AND id > :last "
     f"AND id NOT IN ({MARKED}) ORDER BY id LIMIT :chunk"
 )
+IMAGES = "SELECT id, path, width, height, split, sha256, orientation, status FROM images " + (
+    CHUNK_WHERE
+)
 LABEL_COLUMNS = "image_id, id, class_id, x, y, w, h, iscrowd"
+# the labels of the images of the same chunk, selected again by the database (no list of ids
+# sent: binding thousands of parameters cost more than the query)
 LABELS = (
-    "SELECT {columns} FROM annotations WHERE image_id IN ({ids}) AND review IN ({reviews}) "
-    "ORDER BY image_id, id"
+    "SELECT {columns} FROM annotations WHERE image_id IN (SELECT id FROM images "
+    f"{CHUNK_WHERE}) AND review IN ({{reviews}}) ORDER BY image_id, id"
 )
 CLASSES = "SELECT id, name, position FROM classes WHERE dataset_id = :ds"
 MODELS = "SELECT id, model FROM model_runs WHERE dataset_id = :ds"
@@ -127,11 +131,16 @@ def export_rows(
     where = "split IS NULL" if split is None else "split = :split"
     sql, last = IMAGES.format(split=where), 0
     params: dict[str, Any] = {"ds": ds.id, "chunk": chunk} | ({"split": split} if split else {})
+    columns = LABEL_COLUMNS + (", run_id, score, review" if full else "")
+    labels_sql = LABELS.format(
+        columns=columns, split=where, reviews=", ".join(f"'{r}'" for r in reviews)
+    )
     while True:
         images = rows(sql, params | {"last": last})
         if not images:
             return
-        labels = _label_rows(rows, [row[0] for row in images], reviews, full)
+        found_rows = rows(labels_sql, params | {"last": last})
+        labels = {i: list(group) for i, group in groupby(found_rows, itemgetter(0))}
         for image_id, path, width, height, split_, sha, orientation, status in images:
             found = labels.get(image_id, none)
             if found or status in EXPORTED_STATUSES:
@@ -220,22 +229,3 @@ def check_leakage(rows: Rows, ds: ExportDataset) -> None:
         f"{more}. Keep one image of each (annotator dupes {ds.name} --keep IMAGE_ID), re-split "
         "(annotator split --reassign), or pass --allow-leakage"
     )
-
-
-_label_sql: dict[tuple[int, tuple[str, ...], bool], str] = {}
-
-
-def _label_rows(
-    rows: Rows, image_ids: list[int], reviews: tuple[str, ...], full: bool
-) -> dict[int, list[Any]]:
-    """The label rows of `image_ids` by image, each image's in id order (`ExportRow`s, or
-    `FullRow`s when `full`)."""
-    key = (len(image_ids), reviews, full)
-    sql = _label_sql.get(key)
-    if sql is None:
-        columns = LABEL_COLUMNS + (", run_id, score, review" if full else "")
-        ids = ", ".join(f":i{k}" for k in range(len(image_ids)))
-        sql = LABELS.format(columns=columns, ids=ids, reviews=", ".join(f"'{r}'" for r in reviews))
-        _label_sql[key] = sql
-    found = rows(sql, {f"i{k}": image_id for k, image_id in enumerate(image_ids)})
-    return {image_id: list(group) for image_id, group in groupby(found, itemgetter(0))}
