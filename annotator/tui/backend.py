@@ -11,6 +11,7 @@ anyone else still fails with ConflictError. No textual imports."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -21,12 +22,15 @@ from annotator.store import queue as q
 from annotator.store.datasets import list_datasets
 from annotator.store.db import Store, reading
 from annotator.store.progress import Progress, progress
+from annotator.store.types import Session
 from annotator.store.undo import redo, undo
 from annotator.tui.render import Abandoned, Frame, FrameCache, Mode, frame_key, make_frame
 
 LEASE_AHEAD = 2  # images leased at a time: the one shown and the next (prefetched) one
 CLAIM_TRIES = 8  # moves retried when another person leases the image found first
 JUMPS = ("id", "find", "at")  # moves to a named image: shown even if someone holds it
+TOTALS_CACHED_FROM_S = 0.05  # totals counted faster than this are counted every time
+TOTALS_EVERY_COST = 20  # slower ones at most every 20x their cost (<= 5% of a core)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,26 @@ class Canvas:
     cell_px: tuple[int, int]
 
 
+@dataclass(frozen=True)
+class _Totals:
+    """A queue's size, the images done and all images, as counted at `at` in `cost` seconds."""
+
+    values: tuple[int, int, int]
+    at: float
+    cost: float
+
+    def fresh(self, now: float) -> bool:
+        return self.cost >= TOTALS_CACHED_FROM_S and now - self.at < self.cost * TOTALS_EVERY_COST
+
+
+def _count_totals(s: Session, dataset_id: int, spec: q.QueueSpec, now: float) -> _Totals:
+    started = time.perf_counter()
+    images = q.total(s, dataset_id, q.QueueSpec("all", spec.order))
+    unlabeled = q.total(s, dataset_id, q.QueueSpec("unlabeled", spec.order))
+    size = q.total(s, dataset_id, spec)
+    return _Totals((size, images - unlabeled, images), now, time.perf_counter() - started)
+
+
 class Backend:
     """Thread-safe store and file access for one labelling session."""
 
@@ -70,6 +94,7 @@ class Backend:
         self._latest: dict[int, int] = {}
         self.lease_ttl_s = leases.DEFAULT_TTL_S
         self.leased_in: set[int] = set()
+        self._totals: dict[tuple[int, q.QueueSpec], _Totals] = {}
 
     def dataset(self, name: str) -> q.DatasetInfo:
         with self.store.session(readonly=True) as s:
@@ -173,12 +198,20 @@ class Backend:
 
     def counts(self, dataset_id: int, spec: q.QueueSpec, image_id: int) -> tuple[int, ...]:
         """(position, queue size, images done, images) for the status bar; done = every
-        status but unlabeled. Index range counts, run after the person pauses."""
+        status but unlabeled. Index range counts, run after the person pauses. The three
+        totals are counted again each time while that is cheap; once they cost more than
+        TOTALS_CACHED_FROM_S, at most every TOTALS_EVERY_COST times their cost (a queue of
+        a million images would otherwise keep a core busy while a person labels): on such a
+        dataset the sizes in the status bar may lag the last few edits."""
         with self.store.session(readonly=True) as s:
-            images = q.total(s, dataset_id, q.QueueSpec("all", spec.order))
-            unlabeled = q.total(s, dataset_id, q.QueueSpec("unlabeled", spec.order))
-            return (q.position(s, spec, image_id), q.total(s, dataset_id, spec),
-                    images - unlabeled, images)  # fmt: skip
+            position = q.position(s, spec, image_id)
+            key = (dataset_id, spec)
+            cached = self._totals.get(key)
+            now = time.monotonic()
+            if cached is None or not cached.fresh(now):
+                cached = _count_totals(s, dataset_id, spec, now)
+                self._totals[key] = cached
+            return (position, *cached.values)
 
     def apply(self, change: Change) -> q.ImageView:
         """Commit one change; returns the image as it is afterwards."""
