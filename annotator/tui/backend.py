@@ -29,8 +29,8 @@ from annotator.tui.render import Abandoned, Frame, FrameCache, Mode, frame_key, 
 LEASE_AHEAD = 2  # images leased at a time: the one shown and the next (prefetched) one
 CLAIM_TRIES = 8  # moves retried when another person leases the image found first
 JUMPS = ("id", "find", "at")  # moves to a named image: shown even if someone holds it
-TOTALS_CACHED_FROM_S = 0.05  # totals counted faster than this are counted every time
-TOTALS_EVERY_COST = 20  # slower ones at most every 20x their cost (<= 5% of a core)
+TOTALS_CACHED_FROM_IMAGES = 50_000  # smaller datasets' totals are counted every time
+TOTALS_EVERY_COST = 20  # larger ones' at most every 20x their cost (<= 5% of a core)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,8 @@ class _Totals:
     cost: float
 
     def fresh(self, now: float) -> bool:
-        return self.cost >= TOTALS_CACHED_FROM_S and now - self.at < self.cost * TOTALS_EVERY_COST
+        big = self.values[2] >= TOTALS_CACHED_FROM_IMAGES
+        return big and now - self.at < self.cost * TOTALS_EVERY_COST
 
 
 def _count_totals(s: Session, dataset_id: int, spec: q.QueueSpec, now: float) -> _Totals:
@@ -199,10 +200,10 @@ class Backend:
     def counts(self, dataset_id: int, spec: q.QueueSpec, image_id: int) -> tuple[int, ...]:
         """(position, queue size, images done, images) for the status bar; done = every
         status but unlabeled. Index range counts, run after the person pauses. The three
-        totals are counted again each time while that is cheap; once they cost more than
-        TOTALS_CACHED_FROM_S, at most every TOTALS_EVERY_COST times their cost (a queue of
-        a million images would otherwise keep a core busy while a person labels): on such a
-        dataset the sizes in the status bar may lag the last few edits."""
+        totals are counted again each time on a dataset under TOTALS_CACHED_FROM_IMAGES
+        images; on a larger one at most every TOTALS_EVERY_COST times what counting them took
+        (a queue of a million images would otherwise keep a core busy while a person labels),
+        so there the sizes in the status bar may lag the last few edits."""
         with self.store.session(readonly=True) as s:
             position = q.position(s, spec, image_id)
             key = (dataset_id, spec)
