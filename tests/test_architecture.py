@@ -121,6 +121,22 @@ def test_every_command_explains_itself() -> None:
     assert missing == []
 
 
+def _run_loading(db: Path, command: list[str], banned: tuple[str, ...]) -> str:
+    """`annotator --db DB COMMAND` run in a fresh interpreter; its output, ending with a line
+    `LOADED [...]` naming the modules of `banned` it loaded."""
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['annotator', '--db', {str(db)!r}, *{command!r}]\n"
+        "try:\n"
+        "    runpy.run_module('annotator', run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        f"print('LOADED', sorted(m for m in {banned!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout
+
+
 READ_PATH_HEAVY = (*HEAVY, "alembic", "sqlalchemy", "PIL", "numpy", "pydantic", "sklearn", "yaml")
 READ_COMMANDS = [
     (["stats", "pets"], ()),
@@ -147,19 +163,9 @@ def test_read_commands_load_only_what_they_need(
     with store.session() as s:
         create_dataset(s, "pets", "classification", ["cat", "dog"])
     store.close()
-    banned = (*READ_PATH_HEAVY, *also_not)
-    code = (
-        "import sys, runpy\n"
-        f"sys.argv = ['annotator', '--db', {str(db)!r}, *{command!r}]\n"
-        "try:\n"
-        "    runpy.run_module('annotator', run_name='__main__')\n"
-        "except SystemExit as exc:\n"
-        "    assert not exc.code, exc.code\n"
-        f"print('LOADED', sorted(m for m in {banned!r} if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "LOADED []" in out.stdout, out.stdout
-    assert "pets" in out.stdout
+    out = _run_loading(db, command, (*READ_PATH_HEAVY, *also_not))
+    assert "LOADED []" in out, out
+    assert "pets" in out
 
 
 @pytest.mark.parametrize("fmt", ["coco", "yolo"])
@@ -184,20 +190,10 @@ def test_an_export_from_a_sqlite_file_loads_no_sqlalchemy(tmp_path: Path, fmt: s
         s.commit()
     store.close()
     dest = tmp_path / "out"
-    banned = (*HEAVY, "alembic", "sqlalchemy")
     command = ["export", fmt, "cars", str(dest), "--media", "none"]
-    code = (
-        "import sys, runpy\n"
-        f"sys.argv = ['annotator', '--db', {str(db)!r}, *{command!r}]\n"
-        "try:\n"
-        "    runpy.run_module('annotator', run_name='__main__')\n"
-        "except SystemExit as exc:\n"
-        "    assert not exc.code, exc.code\n"
-        f"print('LOADED', sorted(m for m in {banned!r} if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "LOADED []" in out.stdout, out.stdout
-    assert "exported 1 images (0 negatives), 1 labels" in out.stdout
+    out = _run_loading(db, command, (*HEAVY, "alembic", "sqlalchemy"))
+    assert "LOADED []" in out, out
+    assert "exported 1 images (0 negatives), 1 labels" in out
     if fmt == "yolo":
         assert (dest / "labels" / "train" / "a.txt").read_text().split()[0] == "1"  # bus
     else:
