@@ -228,7 +228,7 @@ def claim_run_batch(
             ids = _run(session, ("next", only_unlabeled), lambda: _next_stmt(only_unlabeled),
                        dataset_id=dataset_id, run_id=run_id, scope=scope, holder=holder,
                        now=utcnow(), skip=got, n=size - len(got))  # fmt: skip
-            fresh = _pg_grant(session, dataset_id, ids, scope, holder, ttl_s)
+            fresh = _pg_grant(session, dataset_id, ids, scope, holder, ttl_s, run_id)
         else:
             stmt = select(Image.id).where(cond, Image.id.not_in(got) if got else true())
             ids = _lock(session, stmt.order_by(Image.id).limit(size - len(got)))
@@ -260,16 +260,19 @@ def _run(session: Session, key: tuple[Any, ...], build: Callable[[], ClauseEleme
 
 
 def _pg_grant(session: Session, dataset_id: int, ids: list[int], scope: str, holder: str,
-              ttl_s: float) -> list[int]:  # fmt: skip
-    """Of `ids` (rows this transaction has locked), lease to `holder` those nobody else holds,
-    in one statement; returns them in the order given."""
+              ttl_s: float, run_id: int | None = None) -> list[int]:  # fmt: skip
+    """Of `ids` (rows this transaction has locked), lease to `holder` those nobody else holds
+    (and, for run `run_id`, that it has not processed), in one statement; returns them in the
+    order given."""
     if not ids:
         return []
     now = utcnow()
     label = scope == LABEL_SCOPE
-    granted = set(_run(session, ("grant", label), lambda: _grant_stmt(label), ids=ids,
-                       scope=scope, holder=holder, now=now, dataset_id=dataset_id,
-                       expires=now + timedelta(seconds=ttl_s)))  # fmt: skip
+    params = {"run_id": run_id} if run_id is not None else {}
+    granted = set(_run(session, ("grant", label, run_id is not None),
+                       lambda: _grant_stmt(label, run_id is not None), ids=ids, scope=scope,
+                       holder=holder, now=now, dataset_id=dataset_id,
+                       expires=now + timedelta(seconds=ttl_s), **params))  # fmt: skip
     return [i for i in ids if i in granted]
 
 
@@ -303,13 +306,17 @@ def _next_stmt(only_unlabeled: bool) -> ClauseElement:
     return stmt.with_for_update(skip_locked=True, of=Image)
 
 
-def _grant_stmt(label: bool) -> ClauseElement:
+def _grant_stmt(label: bool, run: bool = False) -> ClauseElement:
     """Of the locked images `ids`, those nobody else holds (the overlap rules in the labelling
     scope) get a lease for `holder` (its own renewed); others' expired leases on them are
-    dropped. Returns the ids leased."""
+    dropped. `run`: only images run `run_id` has not processed (the lock was taken on a
+    snapshot from before another worker finished them and let go). Returns the ids leased."""
     scope, holder, now = _params()
     ids = bindparam("ids", type_=ARRAY(Integer))
     free = select(Image.id).where(Image.id == any_(ids), ~_held(scope, holder, now, label))
+    if run:
+        run_id = bindparam("run_id", type_=Integer)
+        free = free.where(~exists().where(RunImage.run_id == run_id, RunImage.image_id == Image.id))
     free_cte = free.cte("free")
     stale = (
         delete(Lease)
