@@ -8,8 +8,12 @@
    than cores the figure is mostly the clients' own CPU queue: the client CPU per claim is
    printed, and (when the server's log can be read here: local server, superuser) the server's
    time per claim transaction, the sum of its statements' durations as the server logs them.
-   `--think S`: each claimer waits a random 0..2S seconds between claims (people look at an
-   image between claims), so that the server, not the clients' CPU queue, sets the latency.
+   `--think S`: each claimer waits a random 0..2S seconds between claims, as people look at an
+   image between moves (the app claims on every move). The goal is measured at the default
+   0.5 s: 32 claimers then claim about 60 times a second, twice the pace of 32 people who each
+   label an image a second. `--think 0` (also run by default) is the saturation figure: every
+   claimer claims back to back, so the latency is the 2 cores' queue of 32 processes, not the
+   claim; it and the claims per second show the capacity.
 2. Shared prelabelling: the wall time of one `annotator prelabel --worker` process against two,
    over the same images with a stub model that sleeps per batch (the model's time dominates, as
    with a real one on a GPU). Prints the speed-up of two over one. Goal: >= 1.8x.
@@ -19,9 +23,10 @@ each part creates and drops its own database.
 
     .venv/bin/python benchmarks/team.py [--images 100000] [--claimers 32] [--claims 40]
         [--worker-images 480] [--batch-size 16] [--sleep 0.25] [--part claims|workers]
-        [--think 0]
+        [--think 0.5,0]
 
-`--claimers 1,4,32` measures several counts on the same database.
+`--claimers 1,4,32` (and `--think 1,0.5,0.1,0`) measure several counts (paces) on the same
+database.
 """
 
 from __future__ import annotations
@@ -97,9 +102,12 @@ def _server_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def claimer(args: tuple[str, int, str, int, str, float]) -> tuple[list[float], float, float]:
-    """One claimer process: `claims` claims of the given kind; seconds per claim, and the
-    client's and its server process's CPU seconds the claims after the warm-up took."""
+def claimer(
+    args: tuple[str, int, str, int, str, float],
+) -> tuple[list[float], float, float, float]:
+    """One claimer process: `claims` claims of the given kind; seconds per claim, the
+    client's and its server process's CPU seconds the claims after the warm-up took, and its
+    claims per second after the warm-up."""
     url, ds_id, who, claims, kind, think = args
     import random
 
@@ -114,6 +122,7 @@ def claimer(args: tuple[str, int, str, int, str, float]) -> tuple[list[float], f
     spec = q.QueueSpec("unlabeled", "path", holder=who)
     times: list[float] = []
     cpu = server = 0.0
+    since = time.perf_counter()
     with store.session() as s:
         backend = int(s.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
         s.commit()
@@ -132,11 +141,13 @@ def claimer(args: tuple[str, int, str, int, str, float]) -> tuple[list[float], f
             server += _server_cpu(backend)
             if len(times) == WARM_UP:  # the first claims warm the connection up: left out
                 cpu = server = 0.0
+                since = time.perf_counter()
             if kind == "label":  # labelled: it leaves the unlabeled queue (not timed)
                 s.execute(update(Image).where(Image.id == found).values(status="labeled"))
                 s.commit()
+    rate = (len(times) - WARM_UP) / (time.perf_counter() - since)
     store.close()
-    return times, cpu, server
+    return times, cpu, server, rate
 
 
 def _percentiles(values: list[float]) -> str:
@@ -145,28 +156,38 @@ def _percentiles(values: list[float]) -> str:
     return f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"
 
 
-def claim_latency(base: str, images: int, counts: list[int], claims: int, think: float) -> None:
+def claim_latency(base: str, images: int, counts: list[int], claims: int,
+                  thinks: list[float]) -> None:  # fmt: skip
     with scratch_db(base) as url:
         ds_id = fill_rows(url, images)
         log = ServerLog.open(url)
-        for claimers in counts:
-            for kind in ("label", "run"):
-                jobs = [(url, ds_id, f"c{claimers}-{i}", claims, kind, think)
-                        for i in range(claimers)]  # fmt: skip
-                start = log.offset() if log else 0
-                with mp.get_context("spawn").Pool(claimers) as pool:
-                    per = pool.map(claimer, jobs)
-                flat = [t for ts, _, _ in per for t in ts[WARM_UP:]]
-                cpu = sum(c for _, c, _ in per) / len(flat) * 1000
-                server = sum(c for _, _, c in per) / len(flat) * 1000
-                pace = f", think {think:g} s" if think else ""
-                print(f"claim latency ({kind}, {claimers} claimers{pace}, {images:,} images, "
-                      f"{os.cpu_count()} cores): {_percentiles(flat)} over {len(flat)} claims; "
-                      f"CPU per claim: client {cpu:.2f} ms, server {server:.2f} ms")  # fmt: skip
-                if log:
-                    logged = log.claim_seconds(start)
-                    print(f"  server time per claim transaction: {_percentiles(logged)} "
-                          f"over {len(logged)} claims")  # fmt: skip
+        for think in thinks:
+            for claimers in counts:
+                for kind in ("label", "run"):
+                    _claims_part(url, ds_id, images, claimers, claims, kind, think, log)
+
+
+def _claims_part(url: str, ds_id: int, images: int, claimers: int, claims: int, kind: str,
+                 think: float, log: ServerLog | None) -> None:  # fmt: skip
+    jobs = [(url, ds_id, f"c{claimers}-{think:g}-{i}", claims, kind, think)
+            for i in range(claimers)]  # fmt: skip
+    start = log.offset() if log else 0
+    with mp.get_context("spawn").Pool(claimers) as pool:
+        per = pool.map(claimer, jobs)
+    flat = [t for ts, *_ in per for t in ts[WARM_UP:]]
+    cpu = sum(c for _, c, *_ in per) / len(flat) * 1000
+    server = sum(c for _, _, c, _ in per) / len(flat) * 1000
+    rate = sum(r for *_, r in per)
+    pace = f"think 0..{2 * think:g} s" if think else "back to back"
+    print(
+        f"claim latency ({kind}, {claimers} claimers, {pace}, {images:,} images, "
+        f"{os.cpu_count()} cores): {_percentiles(flat)} over {len(flat)} claims, "
+        f"{rate:.0f} claims/s; CPU per claim: client {cpu:.2f} ms, server {server:.2f} ms"
+    )
+    if log:
+        logged = log.claim_seconds(start)
+        print(f"  server time per claim transaction: {_percentiles(logged)} "
+              f"over {len(logged)} claims")  # fmt: skip
 
 
 class ServerLog:
@@ -322,13 +343,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--sleep", type=float, default=0.25)
     parser.add_argument("--part", choices=("claims", "workers"), help="only this part")
-    parser.add_argument("--think", type=float, default=0.0, help="mean seconds between claims")
+    parser.add_argument(
+        "--think", default="0.5,0", help="mean seconds between a claimer's claims; several: 0.5,0"
+    )
     args = parser.parse_args()
     if not args.db:
         raise SystemExit("a PostgreSQL URL is needed: --db or $ANNOTATOR_TEST_PG_URL")
     if args.part != "workers":
         counts = [int(n) for n in args.claimers.split(",")]
-        claim_latency(args.db, args.images, counts, args.claims, args.think)
+        thinks = [float(t) for t in args.think.split(",")]
+        claim_latency(args.db, args.images, counts, args.claims, thinks)
     if args.part != "claims":
         worker_speedup(args.db, args.worker_images, args.batch_size, args.sleep)
 
