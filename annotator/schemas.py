@@ -1,6 +1,7 @@
-"""Generates the JSON Schema files in schemas/ from the pydantic models at our edges.
-`python -m annotator.schemas --write` regenerates them; `--check` (and a test) fails when a file
-is stale. Models are named by import path so optional edges load only here."""
+"""Generates the JSON Schema files in schemas/ from the pydantic models at our edges (or the
+dataclasses pydantic validates there). `python -m annotator.schemas --write` regenerates them;
+`--check` (and a test) fails when a file is stale. Models are named by import path so optional
+edges load only here."""
 
 from __future__ import annotations
 
@@ -21,7 +22,12 @@ MODELS = {
 def render(target: str) -> str:
     module, name = target.split(":")
     model = getattr(importlib.import_module(module), name)
-    schema = model.model_json_schema()
+    if hasattr(model, "model_json_schema"):
+        schema = model.model_json_schema()
+    else:  # a dataclass that pydantic validates
+        from pydantic import TypeAdapter
+
+        schema = TypeAdapter(model).json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 

@@ -169,10 +169,12 @@ def test_read_commands_load_only_what_they_need(
 
 
 @pytest.mark.parametrize("fmt", ["coco", "yolo"])
-def test_an_export_from_a_sqlite_file_loads_no_sqlalchemy(tmp_path: Path, fmt: str) -> None:
+def test_an_export_from_a_sqlite_file_loads_no_sqlalchemy_nor_pydantic(tmp_path: Path, fmt: str) -> None:
     """`export` from a SQLite file reads it with the standard library's sqlite3 (the reads of
-    `annotator.store.export_reads`): no SQLAlchemy, no Alembic, no model library; and the
-    export holds the dataset's labels all the same."""
+    `annotator.store.export_reads`): no SQLAlchemy, no Alembic, no model library, and no
+    pydantic for its manifest; and the export holds the dataset's labels all the same, with a
+    manifest that pydantic reads back."""
+    from annotator.formats.manifest import read_manifest
     from annotator.store.datasets import create_dataset
     from annotator.store.db import open_store
     from annotator.store.models import Annotation, Image
@@ -191,9 +193,12 @@ def test_an_export_from_a_sqlite_file_loads_no_sqlalchemy(tmp_path: Path, fmt: s
     store.close()
     dest = tmp_path / "out"
     command = ["export", fmt, "cars", str(dest), "--media", "none"]
-    out = _run_loading(db, command, (*HEAVY, "alembic", "sqlalchemy"))
+    out = _run_loading(db, command, (*HEAVY, "alembic", "sqlalchemy", "pydantic"))
     assert "LOADED []" in out, out
     assert "exported 1 images (0 negatives), 1 labels" in out
+    manifest = read_manifest(dest / "manifest.json")
+    assert (manifest.dataset, manifest.splits["train"].labels) == ("cars", 1)
+    assert manifest.splits["train"].classes == {"bus": 1}
     if fmt == "yolo":
         assert (dest / "labels" / "train" / "a.txt").read_text().split()[0] == "1"  # bus
     else:

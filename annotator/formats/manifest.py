@@ -1,29 +1,39 @@
 """`manifest.json`, written beside every export: which tool and version wrote it, from which
 dataset and history position, the classes, counts per split and class, and the SHA-256 of every
-label file, so a training run can cite exactly what it trained on. A pydantic model, so it has a
-JSON Schema and can be read back and checked."""
+label file, so a training run can cite exactly what it trained on. Plain dataclasses that pydantic
+validates (`read_manifest`) and describes (the JSON Schema in schemas/; attribute docstrings are
+the field descriptions): writing one loads no pydantic, a tenth of a small export's time."""
 
 from __future__ import annotations
 
 import shutil
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
-from pydantic import BaseModel, Field
 
 from annotator.annotation import Sample
 from annotator.store.export_reads import ExportRow
 
+# pydantic reads the attribute docstrings as the fields' descriptions
+DOCSTRINGS = {"use_attribute_docstrings": True}
 
-class SplitCounts(BaseModel):
+
+@dataclass
+class SplitCounts:
     """What one split of an export holds."""
 
+    __pydantic_config__ = DOCSTRINGS
+
     images: int = 0
-    labels: int = Field(0, description="Labels written (boxes or image-level labels).")
-    negatives: int = Field(0, description="Images written with no label.")
-    classes: dict[str, int] = Field(default_factory=dict, description="Labels per class.")
+    labels: int = 0
+    """Labels written (boxes or image-level labels)."""
+    negatives: int = 0
+    """Images written with no label."""
+    classes: dict[str, int] = field(default_factory=dict)
+    """Labels per class."""
 
 
 class Tally:
@@ -58,32 +68,32 @@ class Tally:
                            classes=classes)  # fmt: skip
 
 
-class Manifest(BaseModel):
+@dataclass(kw_only=True)
+class Manifest:
     """The record of one export."""
+
+    __pydantic_config__ = DOCSTRINGS
 
     tool: str = "annotator"
     version: str
     format: str
     dataset: str
     task: str
-    classes: list[str] = Field(
-        description="Class names in the dataset's order (COCO ids 1..N, YOLO indices 0..N-1)."
-    )
-    history_position: int = Field(description="Newest history event id the export reflects.")
-    snapshot: str | None = Field(
-        None, description="Tag of the snapshot the export matches (none when untagged)."
-    )
+    classes: list[str]
+    """Class names in the dataset's order (COCO ids 1..N, YOLO indices 0..N-1)."""
+    history_position: int
+    """Newest history event id the export reflects."""
+    snapshot: str | None = None
+    """Tag of the snapshot the export matches (none when untagged)."""
     include_pending: bool
     media: str
     created_at: str
     splits: dict[str, SplitCounts]
-    left_out: dict[str, int] = Field(
-        default_factory=dict, description="Images not exported, by reason."
-    )
-    files: dict[str, str] = Field(
-        default_factory=dict, description="SHA-256 of each label file, by relative path."
-    )
-    extra: dict[str, Any] = Field(default_factory=dict)
+    left_out: dict[str, int] = field(default_factory=dict)
+    """Images not exported, by reason."""
+    files: dict[str, str] = field(default_factory=dict)
+    """SHA-256 of each label file, by relative path."""
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class FileList:
@@ -128,10 +138,10 @@ def write_manifest(dest: Path, manifest: Manifest, listed: FileList | None = Non
     `files`, byte for byte as if they had been in `files` (streamed, never all in memory)."""
     path = dest / "manifest.json"
     if listed is None or not listed.count:
-        path.write_bytes(orjson.dumps(manifest.model_dump(), option=orjson.OPT_INDENT_2))
+        path.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         return path
     data = orjson.dumps(
-        manifest.model_dump() | {"files": {}}, option=orjson.OPT_INDENT_2
+        vars(manifest) | {"files": {}}, option=orjson.OPT_INDENT_2
     )  # `files` is a top-level key (indented 2): its `{}` is found only there
     head, _, tail = data.partition(b'\n  "files": {}')
     with open(path, "wb") as out:
@@ -146,4 +156,7 @@ def write_manifest(dest: Path, manifest: Manifest, listed: FileList | None = Non
 
 
 def read_manifest(path: Path) -> Manifest:
-    return Manifest.model_validate_json(path.read_bytes())
+    """`manifest.json` read back and checked (a pydantic `ValidationError` when it is not one)."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Manifest).validate_json(path.read_bytes())

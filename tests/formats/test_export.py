@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ def test_manifest_records_what_was_written(sample_store: Store, tmp_path: Path) 
     report = _export(sample_store, "yolo", "scenes", tmp_path / "out")
     manifest = read_manifest(tmp_path / "out" / "manifest.json")
     assert report.manifest.files == {"data.yaml": manifest.files["data.yaml"]}  # labels: spooled
-    assert manifest == report.manifest.model_copy(update={"files": manifest.files})
+    assert manifest == replace(report.manifest, files=manifest.files)
     assert not (tmp_path / "out" / FileList.NAME).exists()
     assert next(iter(manifest.files)) == "data.yaml"
     with sample_store.session() as s:

@@ -182,6 +182,6 @@ def test_yolo_row_clips_to_the_image() -> None:
 def test_label_path_keeps_dotted_folders(image: str, labels: str) -> None:
     """Where Ultralytics looks for labels; a dot in a folder name is not a suffix (the orphan
     scan once walked the folder above a dotted dataset path, e.g. all of /tmp)."""
-    from annotator.formats.yolo import label_path
+    from annotator.formats.yolo_read import label_path
 
     assert label_path(Path(image)) == Path(labels)
