@@ -56,10 +56,10 @@ MODELS = "SELECT id, model FROM model_runs WHERE dataset_id = :ds"
 SPLITS_PRESENT = "SELECT DISTINCT split FROM images WHERE dataset_id = :ds"
 EXPORTABLE = "SELECT count(*) FROM images WHERE dataset_id = :ds AND split IS NOT NULL"
 IN_SPLIT = "FROM images WHERE dataset_id = :ds AND split IS NOT NULL"
-UNLABELED = (
+UNLABELED = (  # NOT EXISTS: an index probe per candidate image, not a scan of every label
     f"SELECT count(*) {IN_SPLIT} AND status NOT IN ('labeled', 'reviewed') AND flag IS NULL "
-    "AND id NOT IN (SELECT image_id FROM annotations WHERE dataset_id = :ds "
-    "AND review IN ({reviews}))"
+    "AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.image_id = images.id "
+    "AND a.review IN ({reviews}))"
 )
 FLAGGED = f"SELECT count(*) {IN_SPLIT} AND flag IS NOT NULL"
 DUPLICATES = f"SELECT count(*) FROM images WHERE id IN ({MARKED})"
