@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
+from annotator.store.export_reads import POSITION
 from annotator.store.models import Annotation, HistoryEvent, Image
 
 ANNOTATION_FIELDS = (
@@ -83,8 +84,7 @@ class Group:
 def position(session: Session, dataset_id: int) -> int:
     """The id of the newest history event of the dataset (0 when none): a point in time that
     exports and mirrors cite."""
-    stmt = select(func.max(HistoryEvent.id)).where(HistoryEvent.dataset_id == dataset_id)
-    return int(session.scalar(stmt) or 0)
+    return int(session.scalar(text(POSITION), {"ds": dataset_id}) or 0)
 
 
 def events_of_annotation(session: Session, annotation_id: int) -> list[HistoryEvent]:
