@@ -169,7 +169,9 @@ def test_read_commands_load_only_what_they_need(
 
 
 @pytest.mark.parametrize("fmt", ["coco", "yolo"])
-def test_an_export_from_a_sqlite_file_loads_no_sqlalchemy_nor_pydantic(tmp_path: Path, fmt: str) -> None:
+def test_an_export_from_a_sqlite_file_loads_no_sqlalchemy_nor_pydantic(
+    tmp_path: Path, fmt: str
+) -> None:
     """`export` from a SQLite file reads it with the standard library's sqlite3 (the reads of
     `annotator.store.export_reads`): no SQLAlchemy, no Alembic, no model library, and no
     pydantic for its manifest; and the export holds the dataset's labels all the same, with a
